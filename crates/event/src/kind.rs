@@ -5,10 +5,13 @@
 
 use std::{fmt, str::FromStr};
 
+use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// What an event is about. Each kind has exactly one payload type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum EventKind {
@@ -114,7 +117,7 @@ impl EventKindSet {
     }
 
     /// Whether the set is empty.
-    pub fn is_empty(self) -> bool {
+    pub fn is_empty(&self) -> bool {
         self.0 == 0
     }
 
@@ -149,6 +152,20 @@ impl Serialize for EventKindSet {
 impl<'de> Deserialize<'de> for EventKindSet {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         Ok(Vec::<EventKind>::deserialize(deserializer)?.into_iter().collect())
+    }
+}
+
+impl JsonSchema for EventKindSet {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "EventKindSet".into()
+    }
+
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        <Vec<EventKind>>::json_schema(generator)
+    }
+
+    fn inline_schema() -> bool {
+        true
     }
 }
 
