@@ -52,6 +52,6 @@ pub use detector::{Detector, DetectorContext, Statistics};
 pub use error::ComponentError;
 pub use filter::Filter;
 pub use listener::Listener;
-pub use sender::{EventSender, Publish, SendError};
+pub use sender::{EventSender, PendingDelivery, Publish, SendError};
 pub use source::{EventSource, SourceContext};
 pub use state::{MemoryStateStore, StateStore};

@@ -24,6 +24,31 @@ pub trait Publish: Send + Sync + 'static {
     /// counts it); `Ok(Some(pending))` means a queue is full and the policy is to wait: awaiting
     /// `pending` completes the delivery.
     fn publish(&self, event: Arc<Event>) -> Result<Option<PendingDelivery>, SendError>;
+
+    /// Delivers several events in order. Implementations SHOULD amortise per-publish costs
+    /// (wake-ups, fences) over the batch; the default publishes one by one. Events after a
+    /// blocked one are delivered by the returned future, after it, so order is kept; if the
+    /// pipeline closes meanwhile they are dropped (the agent is shutting down).
+    fn publish_batch(
+        self: Arc<Self>,
+        events: Vec<Arc<Event>>,
+    ) -> Result<Option<PendingDelivery>, SendError> {
+        let mut iter = events.into_iter();
+        while let Some(event) = iter.next() {
+            if let Some(wait) = self.publish(event)? {
+                let rest: Vec<Arc<Event>> = iter.collect();
+                return Ok(Some(Box::pin(async move {
+                    wait.await;
+                    for event in rest {
+                        if let Ok(Some(wait)) = self.publish(event) {
+                            wait.await;
+                        }
+                    }
+                })));
+            }
+        }
+        Ok(None)
+    }
 }
 
 /// A cloneable handle that sends events into a bounded pipeline.
@@ -54,6 +79,15 @@ impl EventSender {
     /// Sends one event, waiting for room when the pipeline's policy says to.
     pub async fn send(&self, event: Event) -> Result<(), SendError> {
         self.send_shared(Arc::new(event)).await
+    }
+
+    /// Sends several events in order; cheaper per event than [`send`](EventSender::send).
+    pub async fn send_batch(&self, events: Vec<Event>) -> Result<(), SendError> {
+        let events = events.into_iter().map(Arc::new).collect();
+        if let Some(pending) = self.inner.clone().publish_batch(events)? {
+            pending.await;
+        }
+        Ok(())
     }
 
     /// Sends an event that is already shared.
