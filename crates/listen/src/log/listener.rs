@@ -1,0 +1,197 @@
+//! The log listener: each event as one human line in the agent's log, through `tracing`.
+//!
+//! This is seed 004's "LogbackListener": coupled with the Report detector it shows a summary of
+//! every record in the agent's log; with its default filter it shows findings and other events
+//! of severity `notice` and above. Each event becomes one record with target
+//! [`LogListener::TARGET`], at a level that follows the event's severity, with a message such as
+//! `Finding SSHLoginTriesExceeded from sshd: 6 failed logins from 203.0.113.9` and the fields
+//! `kind`, `source`, `host`, `severity`, `event_id` and, for findings, `name`.
+//!
+//! Line breaks in event text become spaces and other control characters are escaped, so an
+//! attacker who controls a log line cannot forge records in the agent's log.
+
+use std::{fmt::Write as _, sync::Arc};
+
+use async_trait::async_trait;
+use vigil_core::{ComponentError, Filter, Listener};
+use vigil_event::{Event, LogEvent, Payload, ProcessPhase, Severity};
+
+use super::LogListenerConfig;
+
+/// The longest message logged, in characters; longer ones are cut and end with `…`.
+const MAX_MESSAGE_CHARS: usize = 1000;
+
+/// Writes each event it handles to the agent's log as one line.
+#[derive(Debug, Clone)]
+pub struct LogListener {
+    filter: Filter,
+}
+
+impl LogListener {
+    /// The listener's name.
+    pub const NAME: &'static str = "log";
+
+    /// The `tracing` target of the records the listener emits, for log filters
+    /// (`RUST_LOG=vigil::events=info`).
+    pub const TARGET: &'static str = "vigil::events";
+
+    /// A listener configured by `config` (its `enabled` flag is not consulted; see
+    /// [`LogListenerConfig::build`]).
+    pub fn new(config: &LogListenerConfig) -> LogListener {
+        LogListener { filter: config.filter.clone() }
+    }
+
+    /// The filter the runtime registers the listener with.
+    pub fn filter(&self) -> &Filter {
+        &self.filter
+    }
+}
+
+#[async_trait]
+impl Listener for LogListener {
+    fn name(&self) -> &str {
+        LogListener::NAME
+    }
+
+    async fn handle(&mut self, events: &[Arc<Event>]) -> Result<(), ComponentError> {
+        for event in events {
+            emit(event);
+        }
+        Ok(())
+    }
+}
+
+/// Emits one `tracing` record for `event`. `tracing` needs the level of a record to be known
+/// where the record is written, hence one arm per level.
+fn emit(event: &Event) {
+    macro_rules! at_level {
+        ($macro:ident) => {
+            tracing::$macro!(
+                target: LogListener::TARGET,
+                kind = event.kind().as_str(),
+                source = &*event.source,
+                host = &*event.host,
+                severity = event.severity.as_str(),
+                event_id = %event.id,
+                name = finding_name(event),
+                "{}",
+                describe(event),
+            )
+        };
+    }
+    match event.severity {
+        Severity::Debug => at_level!(debug),
+        Severity::Info | Severity::Notice => at_level!(info),
+        Severity::Warning => at_level!(warn),
+        Severity::Error | Severity::Critical => at_level!(error),
+    }
+}
+
+fn finding_name(event: &Event) -> Option<&str> {
+    match &event.payload {
+        Payload::Finding(finding) => Some(&finding.name),
+        _ => None,
+    }
+}
+
+/// One line about `event`: what it is, where it comes from and what it says.
+fn describe(event: &Event) -> String {
+    let source = &*event.source;
+    let text = match &event.payload {
+        Payload::Finding(f) => {
+            let system = if f.system.is_empty() { source } else { &f.system };
+            format!("Finding {} from {system}: {}", f.name, f.summary)
+        }
+        Payload::Log(log) => describe_log(log, source),
+        Payload::Audit(a) => {
+            let fields: Vec<String> = a
+                .columns()
+                .iter()
+                .zip(a.values())
+                .map(|(column, value)| match value {
+                    vigil_event::Value::String(s) => format!("{column}={s}"),
+                    other => format!("{column}={other}"),
+                })
+                .collect();
+            format!("Audit {} from {source}: {}", a.record_type(), fields.join(" "))
+        }
+        Payload::Process(p) => {
+            let phase = match p.phase {
+                ProcessPhase::Snapshot => "snapshot",
+                ProcessPhase::Start => "start",
+                ProcessPhase::Exit => "exit",
+            };
+            let name = p.process.name.as_deref().unwrap_or("?");
+            format!("Process {phase} from {source}: pid {} ({name})", p.process.pid)
+        }
+        Payload::Connection(c) => {
+            let mut text = format!(
+                "Connection from {source}: {} {} -> {} {}",
+                c.protocol, c.local, c.remote, c.state
+            );
+            if let Some(name) = &c.process_name {
+                let _ = write!(text, " by {name}");
+            }
+            if let Some(pid) = c.pid {
+                let _ = write!(text, " (pid {pid})");
+            }
+            text
+        }
+        Payload::SystemMetric(m) => {
+            let cpu = m.cpu_percent.map_or_else(|| "?".to_owned(), |it| format!("{it:.1}%"));
+            let load = m.load.map_or_else(|| "?".to_owned(), |[one, ..]| format!("{one:.2}"));
+            format!("System metrics from {source}: cpu {cpu}, load {load}")
+        }
+        Payload::NetworkMetric(m) => format!(
+            "Network metrics from {source}: {} interfaces, {} listening ports",
+            m.interfaces.len(),
+            m.listening_ports.len()
+        ),
+        Payload::ApiRecord(r) => format!("API record from {source}: {} {}", r.collector, r.tag),
+        Payload::AgentStatus(s) => format!(
+            "Agent status from {source}: version {}, up {}s, {} events published, {} dropped",
+            s.version, s.uptime_seconds, s.events_published, s.events_dropped
+        ),
+        other => format!("Event {} from {source}", other.kind()),
+    };
+    one_line(&text, MAX_MESSAGE_CHARS)
+}
+
+fn describe_log(log: &LogEvent, source: &str) -> String {
+    let from = if log.source.is_empty() { source } else { &log.source };
+    let mut text = format!("Log from {from}: {}", log.message);
+    if let Some(action) = &log.action {
+        let _ = write!(text, " [{action}]");
+    }
+    text
+}
+
+/// `text` on one line and at most `max_chars` characters: line breaks and tabs become spaces,
+/// other control characters are escaped, and a cut is marked with `…`.
+fn one_line(text: &str, max_chars: usize) -> String {
+    let mut line = String::with_capacity(text.len().min(max_chars * 4));
+    for (n_chars, c) in text.trim_end().chars().enumerate() {
+        if n_chars >= max_chars {
+            line.push('…');
+            break;
+        }
+        match c {
+            '\n' | '\r' | '\t' => line.push(' '),
+            c if c.is_control() => line.extend(c.escape_default()),
+            c => line.push(c),
+        }
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_are_single_and_bounded() {
+        assert_eq!(one_line("a\nb\r\n\tc\u{1b}[31m\n", 100), "a b   c\\u{1b}[31m");
+        assert_eq!(one_line("héllo", 2), "hé…");
+        assert_eq!(one_line("héllo", 5), "héllo");
+    }
+}
