@@ -26,22 +26,32 @@ use vigil_event::{Event, EventKind, EventKindSet, Severity};
 pub struct Filter {
     /// Event kinds to accept (`log`, `finding`, `audit`, `system_metric`, …); empty accepts all.
     #[serde(skip_serializing_if = "EventKindSet::is_empty")]
+    #[schemars(example = ["log", "finding"])]
     pub kinds: EventKindSet,
     /// Source names to accept; empty accepts all.
     #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schemars(example = ["auth_log"])]
     pub sources: Vec<String>,
     /// Lowest severity to accept.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(example = &"warning")]
     pub min_severity: Option<Severity>,
     /// Fields that must equal the given text (`action = "failed_password"`, `user = "root"`).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(example = example_fields())]
     pub fields: BTreeMap<String, String>,
     /// Correlation: accept only events about one of these process ids.
     #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schemars(example = [1234])]
     pub pids: Vec<u32>,
     /// Correlation: accept only events about one of these IP addresses.
     #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schemars(example = ["203.0.113.9", "2001:db8::1"])]
     pub ips: Vec<IpAddr>,
+}
+
+fn example_fields() -> BTreeMap<String, String> {
+    [("action".to_owned(), "failed_password".to_owned())].into_iter().collect()
 }
 
 impl Filter {

@@ -17,7 +17,10 @@ use arc_swap::ArcSwap;
 use vigil_core::{EventSender, Filter, PendingDelivery, Publish, SendError};
 use vigil_event::Event;
 
-use crate::queue::{DropPolicy, Queue};
+use crate::{
+    health::ComponentHealth,
+    queue::{DropPolicy, Queue},
+};
 
 /// A publish/subscribe bus with bounded, filtered subscriptions. Cheap to clone.
 #[derive(Clone)]
@@ -100,6 +103,11 @@ impl Bus {
     /// A sender that publishes into this bus, for a source.
     pub fn sender(&self) -> EventSender {
         EventSender::new(self.inner.clone())
+    }
+
+    /// A sender that also counts what it sends in a component's health.
+    pub(crate) fn sender_for(&self, health: Arc<ComponentHealth>) -> EventSender {
+        EventSender::new(Arc::new(CountedPublisher { bus: self.inner.clone(), health }))
     }
 
     /// Publishes one event to every matching subscriber, waiting for room where a queue is full
@@ -227,6 +235,27 @@ impl Publish for BusInner {
                 }
             }
         })))
+    }
+}
+
+/// Publishes into the bus and counts each event in the sending component's health.
+struct CountedPublisher {
+    bus: Arc<BusInner>,
+    health: Arc<ComponentHealth>,
+}
+
+impl Publish for CountedPublisher {
+    fn publish(&self, event: Arc<Event>) -> Result<Option<PendingDelivery>, SendError> {
+        self.health.add_events(1);
+        self.bus.publish(event)
+    }
+
+    fn publish_batch(
+        self: Arc<Self>,
+        events: Vec<Arc<Event>>,
+    ) -> Result<Option<PendingDelivery>, SendError> {
+        self.health.add_events(events.len() as u64);
+        self.bus.clone().publish_batch(events)
     }
 }
 

@@ -340,7 +340,7 @@ impl Runtime {
             let ctx = SourceContext {
                 name: source.name().into(),
                 host: host.clone(),
-                out: bus.sender(),
+                out: bus.sender_for(component.clone()),
                 shutdown: source_token.child_token(),
             };
             let backoff = Backoff::new(config.restart_backoff_initial, config.restart_backoff_max);

@@ -1,0 +1,134 @@
+//! `vigil run`: builds the runtime from the validated configuration and runs it until a signal.
+//!
+//! This is the validated phase of configuration: each section's raw struct is turned into a
+//! component (a disabled one into nothing) and registered in one explicit list per kind (house
+//! style rule 4). Signals: the first SIGINT or SIGTERM starts a graceful shutdown bounded by
+//! `runtime.shutdown_timeout`; a second one exits at once with status 130.
+
+use std::{path::PathBuf, sync::Arc};
+
+use anyhow::Context;
+use vigil_core::{CancellationToken, ComponentError, Filter, Listener, async_trait, event::Event};
+use vigil_listen::JsonLinesConfig;
+use vigil_runtime::{FileStateStore, RunReport, Runtime, RuntimeBuilder, default_host};
+
+use crate::settings::Config;
+
+/// Switches of `vigil run` that are not configuration keys.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Also write every dispatched event as a JSON line on standard output.
+    pub print: bool,
+}
+
+/// The state directory the configuration selects.
+pub fn state_dir(config: &Config) -> PathBuf {
+    config.agent.state_dir.clone().unwrap_or_else(crate::paths::default_state_dir)
+}
+
+/// Builds the runtime described by `config`.
+pub fn build(config: &Config, options: &RunOptions) -> anyhow::Result<Runtime> {
+    let state_dir = state_dir(config);
+    let store = FileStateStore::open(state_dir.join("state"))
+        .with_context(|| format!("cannot use the state directory {}", state_dir.display()))?;
+    let host = config.agent.host.clone().unwrap_or_else(default_host);
+    let mut builder = Runtime::builder(config.runtime.to_runtime_config())
+        .host(host)
+        .state_store(Arc::new(store))
+        .with_status_events(config.sources.agent.enabled);
+    register_detectors(&mut builder, config)?;
+    register_listeners(&mut builder, config, options)?;
+    tracing::info!(state_dir = %state_dir.display(), "Agent configured");
+    Ok(builder.build())
+}
+
+fn register_detectors(builder: &mut RuntimeBuilder, config: &Config) -> anyhow::Result<()> {
+    let detectors = &config.detectors;
+    if let Some(report) = detectors.report.build() {
+        builder.register_detector(Box::new(report), detectors.report.filter.clone())?;
+    }
+    Ok(())
+}
+
+fn register_listeners(
+    builder: &mut RuntimeBuilder,
+    config: &Config,
+    options: &RunOptions,
+) -> anyhow::Result<()> {
+    let listeners = &config.listeners;
+    for (name, it) in &listeners.json_lines {
+        let built = it.build().with_context(|| format!("listener json_lines.{name}"))?;
+        if let Some(listener) = built {
+            let named = Named::new(format!("json_lines.{name}"), Box::new(listener));
+            builder.register_listener(Box::new(named), it.filter.clone())?;
+        }
+    }
+    for (name, it) in &listeners.log {
+        if let Some(listener) = it.build() {
+            let named = Named::new(format!("log.{name}"), Box::new(listener));
+            builder.register_listener(Box::new(named), it.filter.clone())?;
+        }
+    }
+    if options.print {
+        let print = JsonLinesConfig::default().build()?.context("the print listener")?;
+        builder.register_listener(
+            Box::new(Named::new("print".into(), Box::new(print))),
+            Filter::any(),
+        )?;
+    }
+    Ok(())
+}
+
+/// Runs `runtime` until SIGINT or SIGTERM, then shuts it down gracefully.
+pub async fn run(runtime: Runtime) -> anyhow::Result<RunReport> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+    let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    let shutdown = CancellationToken::new();
+    let watcher = shutdown.clone();
+    tokio::spawn(async move {
+        let name = tokio::select! {
+            _ = interrupt.recv() => "SIGINT",
+            _ = terminate.recv() => "SIGTERM",
+        };
+        tracing::info!(
+            signal = name,
+            "Received signal; shutting down (send it again to exit at once)"
+        );
+        watcher.cancel();
+        tokio::select! {
+            _ = interrupt.recv() => {},
+            _ = terminate.recv() => {},
+        }
+        tracing::warn!("Second signal; exiting at once");
+        std::process::exit(130);
+    });
+    Ok(runtime.run(shutdown).await)
+}
+
+/// A listener under an instance name, so two instances of one kind can be registered.
+struct Named {
+    name: String,
+    inner: Box<dyn Listener>,
+}
+
+impl Named {
+    fn new(name: String, inner: Box<dyn Listener>) -> Named {
+        Named { name, inner }
+    }
+}
+
+#[async_trait]
+impl Listener for Named {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn handle(&mut self, events: &[Arc<Event>]) -> Result<(), ComponentError> {
+        self.inner.handle(events).await
+    }
+
+    async fn flush(&mut self) -> Result<(), ComponentError> {
+        self.inner.flush().await
+    }
+}

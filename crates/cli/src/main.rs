@@ -1,0 +1,186 @@
+//! `vigil`: the command-line entry point of the Vigil host security agent.
+//!
+//! Only this crate knows clap, configuration files and exit codes (house style rule 1). Exit
+//! codes are a contract with users' scripts: 0 success, 1 the command ran and found problems,
+//! 2 usage or configuration error.
+
+mod agent;
+mod config;
+mod logging;
+mod paths;
+mod settings;
+
+use std::{io::Write, path::PathBuf, process::ExitCode};
+
+use clap::{Parser, Subcommand};
+
+use crate::{
+    config::{ConfigErrors, ConfigSource},
+    settings::Config,
+};
+
+const EXIT_PROBLEMS: u8 = 1;
+const EXIT_USAGE: u8 = 2;
+
+const AFTER_HELP: &str = "\
+Exit codes: 0 success, 1 the command ran and found problems, 2 usage or configuration error.
+
+Configuration: one TOML file (`vigil config default` prints a commented example). Every key can
+be overridden from the environment as VIGIL_<SECTION>__<KEY>, e.g.
+VIGIL_RUNTIME__EVENT_BUFFER_SIZE=8192 or VIGIL_LISTENERS__JSON_LINES__STDOUT__ENABLED=true.
+The agent's own log goes to standard error; VIGIL_LOG takes a tracing filter (e.g. debug).";
+
+/// Vigil: host security monitoring agent.
+#[derive(Debug, Parser)]
+#[command(name = "vigil", version, about, after_help = AFTER_HELP, propagate_version = true)]
+struct Cli {
+    /// Configuration file (TOML). Without one, built-in defaults apply.
+    #[arg(long, short, global = true, env = "VIGIL_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// More log output (repeat for more).
+    #[arg(long, short, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Less log output (repeat for less).
+    #[arg(long, short, global = true, action = clap::ArgAction::Count, conflicts_with = "verbose")]
+    quiet: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the agent until SIGINT or SIGTERM.
+    ///
+    /// Without --config the agent runs on built-in defaults, keeping state under
+    /// $XDG_STATE_HOME/vigil (or ~/.local/state/vigil; /var/lib/vigil as root). The first signal
+    /// shuts down gracefully within runtime.shutdown_timeout; a second one exits at once.
+    Run {
+        /// Also write every dispatched event as one JSON line on standard output.
+        #[arg(long)]
+        print: bool,
+    },
+    /// Print, check or show configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Print a complete, commented example configuration with every default.
+    Default,
+    /// Check a configuration file; `-` reads standard input. Exit 0 when valid, 2 when not.
+    ///
+    /// Unknown keys, wrong types and bad values are reported with file, line, column and a
+    /// hint. VIGIL_* environment overrides are applied, as `vigil run` would.
+    Check {
+        /// The file to check, or `-` for standard input. Defaults to --config.
+        #[arg(value_name = "FILE")]
+        file: Option<PathBuf>,
+    },
+    /// Print the effective configuration: the file (or defaults) with environment overrides.
+    Show,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match dispatch(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(EXIT_PROBLEMS)
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    let verbosity = cli.verbose as i8 - cli.quiet as i8;
+    match cli.command {
+        Command::Run { print } => {
+            let config = match load_config(cli.config.as_deref()) {
+                Ok(it) => it,
+                Err(code) => return Ok(code),
+            };
+            logging::init(&config.log, verbosity, config.runtime.debug_logging);
+            let runtime = match agent::build(&config, &agent::RunOptions { print }) {
+                Ok(it) => it,
+                Err(err) => {
+                    eprintln!("error: {err:#}");
+                    return Ok(ExitCode::from(EXIT_USAGE));
+                }
+            };
+            let tokio = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .thread_name("vigil")
+                .build()?;
+            let report = tokio.block_on(agent::run(runtime))?;
+            // Abandoned tasks (a stuck listener) must not hold the process open.
+            tokio.shutdown_timeout(std::time::Duration::from_millis(100));
+            Ok(if report.timed_out { ExitCode::from(EXIT_PROBLEMS) } else { ExitCode::SUCCESS })
+        }
+        Command::Config(ConfigCommand::Default) => {
+            let text = config::render_default::<Config>();
+            write_stdout(&text)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Config(ConfigCommand::Check { file }) => {
+            let Some(path) = file.or(cli.config) else {
+                eprintln!(
+                    "error: no file to check: give FILE (or `-` for standard input) or --config"
+                );
+                return Ok(ExitCode::from(EXIT_USAGE));
+            };
+            match load_config(Some(&path)) {
+                Ok(_) => {
+                    let name = if path.as_os_str() == "-" {
+                        "<stdin>".into()
+                    } else {
+                        path.display().to_string()
+                    };
+                    println!("{name}: configuration is valid");
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(code) => Ok(code),
+            }
+        }
+        Command::Config(ConfigCommand::Show) => {
+            let config = match load_config(cli.config.as_deref()) {
+                Ok(it) => it,
+                Err(code) => return Ok(code),
+            };
+            write_stdout(&toml::to_string_pretty(&config)?)?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Loads the configuration (file or defaults, then environment overrides); on failure prints
+/// every problem to standard error and returns the exit code.
+fn load_config(path: Option<&std::path::Path>) -> Result<Config, ExitCode> {
+    let source = match path {
+        None => ConfigSource::defaults(),
+        Some(path) => match ConfigSource::read(path) {
+            Ok(it) => it,
+            Err(err) => {
+                eprintln!("error: cannot read {}: {err}", path.display());
+                return Err(ExitCode::from(EXIT_USAGE));
+            }
+        },
+    };
+    let env: Vec<(String, String)> = std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect();
+    config::load::<Config>(&source, &env).map_err(|errors: ConfigErrors| {
+        eprintln!("{errors}");
+        ExitCode::from(EXIT_USAGE)
+    })
+}
+
+/// Writes to standard output; a closed pipe (`vigil config default | head`) is not an error.
+fn write_stdout(text: &str) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
+}

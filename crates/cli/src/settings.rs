@@ -1,0 +1,250 @@
+//! The configuration file's schema: every section and key `vigil` reads, with its default.
+//!
+//! This is the raw phase of configuration (house style rule 5): plain serde structs that mirror
+//! the TOML, with `deny_unknown_fields` so a typo is an error with a line and column, and a doc
+//! comment on every key, from which `vigil config default` renders the commented example. The
+//! validated phase is [`crate::agent::build`], which turns these into runtime objects.
+//!
+//! Each component crate owns its own config struct (`ReportConfig`, `JsonLinesConfig`, …); this
+//! module only arranges them into sections.
+
+use std::{collections::BTreeMap, num::NonZeroUsize, path::PathBuf, time::Duration};
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use vigil_detect::ReportConfig;
+use vigil_listen::{JsonLinesConfig, LogListenerConfig};
+use vigil_runtime::{DropPolicy, RuntimeConfig};
+
+/// Vigil agent configuration.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Who this agent is and where it keeps its state.
+    pub agent: AgentSection,
+    /// The event pipeline: queues, shutdown, supervision.
+    pub runtime: RuntimeSection,
+    /// The agent's own log, written to standard error.
+    pub log: LogSection,
+    /// Sources: what the agent collects.
+    pub sources: SourcesSection,
+    /// Detectors: stateful units that correlate events and dispatch findings.
+    pub detectors: DetectorsSection,
+    /// Listeners: what happens to dispatched events. Each kind is a table of named instances.
+    pub listeners: ListenersSection,
+}
+
+/// Agent identity and state.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct AgentSection {
+    /// Host name stamped on every event. Unset: the machine's host name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(example = &"web-1")]
+    pub host: Option<String>,
+    /// Directory for state (detector state, checkpoints, the database). Unset:
+    /// `$XDG_STATE_HOME/vigil`, else `~/.local/state/vigil`, or `/var/lib/vigil` when run as root.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(example = &"/var/lib/vigil")]
+    pub state_dir: Option<PathBuf>,
+}
+
+/// Pipeline settings (seed 003's collector configuration).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct RuntimeSection {
+    /// Most sources that may be registered.
+    pub max_sources: NonZeroUsize,
+    /// Capacity of every subscription queue, in events. Memory is bounded by this times the
+    /// number of detectors and listeners.
+    pub event_buffer_size: NonZeroUsize,
+    /// What a full queue does: `block` makes sources wait (nothing is lost), `drop_oldest`
+    /// drops the oldest queued event, counted in health and logged.
+    pub drop_policy: DropPolicyName,
+    /// How long a graceful shutdown may take; what is still queued after it is abandoned.
+    #[serde(with = "crate::config::duration::humantime")]
+    #[schemars(with = "String")]
+    pub shutdown_timeout: Duration,
+    /// How often health is checked and logged, `agent_status` events published and detector
+    /// state saved.
+    #[serde(with = "crate::config::duration::humantime")]
+    #[schemars(with = "String")]
+    pub health_check_interval: Duration,
+    /// Log every dispatched event and health check at debug level.
+    pub debug_logging: bool,
+    /// First delay before restarting a failed component; it doubles on each failure.
+    #[serde(with = "crate::config::duration::humantime")]
+    #[schemars(with = "String")]
+    pub restart_backoff_initial: Duration,
+    /// Longest delay between restarts of a failing component.
+    #[serde(with = "crate::config::duration::humantime")]
+    #[schemars(with = "String")]
+    pub restart_backoff_max: Duration,
+    /// Most events handed to a listener at once.
+    pub listener_batch_size: NonZeroUsize,
+    /// How often listeners flush what they buffered.
+    #[serde(with = "crate::config::duration::humantime")]
+    #[schemars(with = "String")]
+    pub flush_interval: Duration,
+}
+
+impl Default for RuntimeSection {
+    fn default() -> Self {
+        let it = RuntimeConfig::default();
+        let nz = |n: usize| NonZeroUsize::new(n).unwrap_or(NonZeroUsize::MIN);
+        RuntimeSection {
+            max_sources: nz(it.max_sources),
+            event_buffer_size: nz(it.event_buffer_size),
+            drop_policy: DropPolicyName::Block,
+            shutdown_timeout: it.shutdown_timeout,
+            health_check_interval: it.health_check_interval,
+            debug_logging: it.debug_logging,
+            restart_backoff_initial: it.restart_backoff_initial,
+            restart_backoff_max: it.restart_backoff_max,
+            listener_batch_size: nz(it.listener_batch_size),
+            flush_interval: it.flush_interval,
+        }
+    }
+}
+
+impl RuntimeSection {
+    /// The runtime's validated configuration.
+    pub fn to_runtime_config(&self) -> RuntimeConfig {
+        RuntimeConfig::new()
+            .with_max_event_sources(self.max_sources.get())
+            .with_event_buffer_size(self.event_buffer_size.get())
+            .with_drop_policy(match self.drop_policy {
+                DropPolicyName::Block => DropPolicy::Block,
+                DropPolicyName::DropOldest => DropPolicy::DropOldest,
+            })
+            .with_shutdown_timeout(self.shutdown_timeout)
+            .with_health_check_interval(self.health_check_interval)
+            .with_debug_logging(self.debug_logging)
+            .with_restart_backoff(self.restart_backoff_initial, self.restart_backoff_max)
+            .with_listener_batch_size(self.listener_batch_size.get())
+            .with_flush_interval(self.flush_interval)
+    }
+}
+
+/// What a full queue does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DropPolicyName {
+    /// Sources wait for room; nothing is lost.
+    #[default]
+    Block,
+    /// The oldest queued event is dropped and counted.
+    DropOldest,
+}
+
+/// The agent's own log.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSection {
+    /// Least severe level written: `error`, `warn`, `info`, `debug` or `trace`. The `VIGIL_LOG`
+    /// environment variable (tracing filter syntax) and `-v`/`-q` take precedence.
+    pub level: LogLevel,
+    /// `text` for people, `json` for log shippers.
+    pub format: LogFormat,
+}
+
+/// Log levels of the agent's own log, ordered from least to most verbose.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum LogLevel {
+    /// Errors only.
+    Error,
+    /// Warnings and errors.
+    Warn,
+    /// Normal operation.
+    #[default]
+    Info,
+    /// Pipeline detail.
+    Debug,
+    /// Everything.
+    Trace,
+}
+
+impl LogLevel {
+    /// The tracing filter directive for this level.
+    pub fn as_directive(self) -> &'static str {
+        match self {
+            LogLevel::Error => "error",
+            LogLevel::Warn => "warn",
+            LogLevel::Info => "info",
+            LogLevel::Debug => "debug",
+            LogLevel::Trace => "trace",
+        }
+    }
+}
+
+/// Formats of the agent's own log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// One human-readable line per record.
+    #[default]
+    Text,
+    /// One JSON object per record.
+    Json,
+}
+
+/// Built-in sources.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct SourcesSection {
+    /// The agent's own health, published as `agent_status` events at start and at every health
+    /// check.
+    pub agent: AgentSourceConfig,
+}
+
+/// The `agent` status source.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct AgentSourceConfig {
+    /// Publish `agent_status` events.
+    pub enabled: bool,
+}
+
+impl Default for AgentSourceConfig {
+    fn default() -> Self {
+        AgentSourceConfig { enabled: true }
+    }
+}
+
+/// Built-in detectors.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct DetectorsSection {
+    /// Report: a notice for every record it receives, and overall statistics (seed 004).
+    pub report: ReportConfig,
+}
+
+/// Built-in listeners: each kind is a table of named instances, e.g.
+/// `[listeners.json_lines.alerts]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct ListenersSection {
+    /// Write events to the agent's log.
+    pub log: BTreeMap<String, LogListenerConfig>,
+    /// Write events as JSON lines to standard output (`path = "-"`) or a file.
+    pub json_lines: BTreeMap<String, JsonLinesConfig>,
+}
+
+impl Default for ListenersSection {
+    fn default() -> Self {
+        ListenersSection {
+            log: [("default".to_owned(), LogListenerConfig::default())].into_iter().collect(),
+            // A disabled instance, so the generated example shows every key; `vigil run --print`
+            // does the same as enabling it.
+            json_lines: [(
+                "stdout".to_owned(),
+                JsonLinesConfig { enabled: false, ..JsonLinesConfig::default() },
+            )]
+            .into_iter()
+            .collect(),
+        }
+    }
+}

@@ -1,0 +1,190 @@
+//! The `vigil` binary as a user runs it: help, exit codes, configuration checking with positions
+//! and hints, environment overrides, and `vigil run --print` stopped by a real SIGTERM.
+
+use std::{
+    io::{BufRead, BufReader, Write},
+    path::Path,
+    process::{Command, Output, Stdio},
+    time::{Duration, Instant},
+};
+
+#[allow(clippy::disallowed_methods)] // Running the binary under test is the point here.
+fn vigil(args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigil"));
+    cmd.args(args);
+    // A developer's own settings must not leak into the tests.
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("VIGIL_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd
+}
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.output().expect("vigil runs")
+}
+
+fn run_with_stdin(cmd: &mut Command, stdin: &str) -> Output {
+    let mut child =
+        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn version_and_help_for_every_subcommand() {
+    let out = run(&mut vigil(&["--version"]));
+    assert!(out.status.success());
+    assert_eq!(text(&out.stdout).trim(), format!("vigil {}", env!("CARGO_PKG_VERSION")));
+
+    let out = run(&mut vigil(&["--help"]));
+    assert!(out.status.success());
+    let help = text(&out.stdout);
+    for needle in ["run", "config", "Exit codes: 0", "VIGIL_RUNTIME__EVENT_BUFFER_SIZE"] {
+        assert!(help.contains(needle), "--help lacks {needle:?}:\n{help}");
+    }
+    for (args, needle) in [
+        (&["run", "--help"][..], "--print"),
+        (&["config", "--help"][..], "check"),
+        (&["config", "default", "--help"][..], "commented"),
+        (&["config", "check", "--help"][..], "standard input"),
+        (&["config", "show", "--help"][..], "effective"),
+    ] {
+        let out = run(&mut vigil(args));
+        assert!(out.status.success(), "{args:?}");
+        assert!(text(&out.stdout).contains(needle), "{args:?} help lacks {needle:?}");
+    }
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let out = run(&mut vigil(&["frobnicate"]));
+    assert_eq!(out.status.code(), Some(2));
+    let out = run(&mut vigil(&["config", "check"]));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("no file to check"));
+    let out = run(&mut vigil(&["config", "check", "/nonexistent/vigil.toml"]));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("cannot read /nonexistent/vigil.toml"));
+}
+
+#[test]
+fn the_default_configuration_checks_clean() {
+    let out = run(&mut vigil(&["config", "default"]));
+    assert!(out.status.success());
+    let default = text(&out.stdout);
+    for key in [
+        "[runtime]",
+        "event_buffer_size = 4096",
+        "shutdown_timeout = \"5s\"",
+        "[detectors.report]",
+        "[listeners.log.default]",
+        "# ",
+    ] {
+        assert!(default.contains(key), "default config lacks {key:?}:\n{default}");
+    }
+    let out = run_with_stdin(&mut vigil(&["config", "check", "-"]), &default);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).trim(), "<stdin>: configuration is valid");
+}
+
+#[test]
+fn configuration_errors_carry_file_line_column_and_a_hint() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("vigil.toml");
+    std::fs::write(&path, "[runtime]\nshutdown_timeout = \"5s\"\nevnt_buffer_size = 10\n").unwrap();
+    let out = run(&mut vigil(&["config", "check", path.to_str().unwrap()]));
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(err.contains(&format!("{}:3:1", path.display())), "{err}");
+    assert!(err.contains("unknown field `evnt_buffer_size`"), "{err}");
+    assert!(err.contains("did you mean `event_buffer_size`"), "{err}");
+
+    std::fs::write(&path, "[runtime]\nevent_buffer_size = 0\n").unwrap();
+    let out = run(&mut vigil(&["config", "check", path.to_str().unwrap()]));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains(":2:"), "{}", text(&out.stderr));
+
+    std::fs::write(&path, "[runtime]\nshutdown_timeout = \"soon\"\n").unwrap();
+    let out = run(&mut vigil(&["run", "--config", path.to_str().unwrap()]));
+    assert_eq!(out.status.code(), Some(2), "run refuses a bad configuration too");
+    assert!(text(&out.stderr).contains("5s"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn environment_overrides_win_over_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("vigil.toml");
+    std::fs::write(&path, "[runtime]\nevent_buffer_size = 100\n").unwrap();
+    let out = run(vigil(&["config", "show", "--config", path.to_str().unwrap()])
+        .env("VIGIL_RUNTIME__EVENT_BUFFER_SIZE", "8192")
+        .env("VIGIL_LISTENERS__JSON_LINES__AUDIT__PATH", "/tmp/audit.jsonl"));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let shown: toml::Table = text(&out.stdout).parse().unwrap();
+    assert_eq!(shown["runtime"]["event_buffer_size"].as_integer(), Some(8192));
+    assert_eq!(
+        shown["listeners"]["json_lines"]["audit"]["path"].as_str(),
+        Some("/tmp/audit.jsonl")
+    );
+
+    let out = run(vigil(&["config", "check", path.to_str().unwrap()])
+        .env("VIGIL_RUNTIME__EVENT_BUFFER_SIZE", "lots"));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("VIGIL_RUNTIME__EVENT_BUFFER_SIZE"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+/// Starts `vigil run --print` with a private state directory and returns it with its stdout.
+fn spawn_agent(state_home: &Path, extra_env: &[(&str, &str)]) -> std::process::Child {
+    let mut cmd = vigil(&["run", "--print"]);
+    // CI runs as root, whose default is /var/lib/vigil: keep the test's state private.
+    cmd.env("VIGIL_AGENT__STATE_DIR", state_home.join("vigil"));
+    for (k, v) in extra_env {
+        cmd.env(k, v);
+    }
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
+}
+
+#[test]
+fn run_prints_events_and_stops_gracefully_on_sigterm() {
+    let home = tempfile::tempdir().unwrap();
+    let mut child = spawn_agent(home.path(), &[]);
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let event: serde_json::Value = serde_json::from_str(&line).expect("a JSON line on stdout");
+    assert_eq!(event["kind"], "agent_status");
+    assert_eq!(event["source"], "agent");
+    assert_eq!(event["schema_version"], 1);
+    let components: Vec<&str> = event["payload"]["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|it| it["name"].as_str().unwrap())
+        .collect();
+    for name in ["agent", "report", "log.default", "print"] {
+        assert!(components.contains(&name), "{name} missing from {components:?}");
+    }
+    assert!(home.path().join("vigil/state").is_dir(), "the state directory is created");
+
+    let started = Instant::now();
+    rustix::process::kill_process(
+        rustix::process::Pid::from_child(&child),
+        rustix::process::Signal::TERM,
+    )
+    .unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "graceful shutdown exits 0, got {status:?}");
+    assert!(started.elapsed() < Duration::from_secs(5), "within the default 5 s timeout");
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(err.contains("Shutting down") && err.contains("Agent stopped"), "{err}");
+}
