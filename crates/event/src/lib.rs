@@ -32,6 +32,7 @@ mod finding;
 mod kind;
 mod payload;
 mod severity;
+mod summary;
 mod trace;
 
 pub use audit::{AuditError, AuditRecord, AuditSchema};
@@ -44,6 +45,7 @@ pub use payload::{
     LogEvent, NetworkMetrics, Payload, ProcessEvent, ProcessInfo, ProcessPhase, SystemMetrics,
 };
 pub use severity::Severity;
+pub use summary::one_line;
 pub use trace::{Enrichment, Trace, TracerRecord};
 
 /// Free-form structured values carried in findings, audit rows and enrichment blocks.

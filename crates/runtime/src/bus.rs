@@ -181,9 +181,24 @@ impl Publish for BusInner {
         self.published.fetch_add(1, Ordering::Relaxed);
         let subscribers = self.subscribers.load();
         let mut blocked: Vec<Arc<Subscriber>> = Vec::new();
-        for sub in subscribers.iter() {
-            if sub.filter.matches(&event) && sub.queue.try_push(event.clone()).is_err() {
-                blocked.push(sub.clone());
+        // Push quietly, then one fence for all the queues pushed to (the first 64 are tracked
+        // in a bit set; past that, every queue is checked), then wake whoever sleeps.
+        let mut pushed = 0u64;
+        for (idx, sub) in subscribers.iter().enumerate() {
+            if !sub.filter.matches(&event) {
+                continue;
+            }
+            match sub.queue.try_push_quiet(event.clone()) {
+                Ok(()) => pushed |= 1u64.checked_shl(idx as u32).unwrap_or(u64::MAX),
+                Err(_) => blocked.push(sub.clone()),
+            }
+        }
+        if pushed != 0 {
+            std::sync::atomic::fence(Ordering::SeqCst);
+            for (idx, sub) in subscribers.iter().enumerate() {
+                if idx >= 64 || pushed & (1 << idx) != 0 {
+                    sub.queue.wake_consumer_fenced();
+                }
             }
         }
         if blocked.is_empty() {

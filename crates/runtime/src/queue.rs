@@ -190,6 +190,13 @@ impl Queue {
     #[inline]
     pub(crate) fn wake_consumer(&self) {
         fence(Ordering::SeqCst);
+        self.wake_consumer_fenced();
+    }
+
+    /// [`wake_consumer`](Queue::wake_consumer) for a caller that has already issued the SeqCst
+    /// fence after its pushes (one fence can serve several queues).
+    #[inline]
+    pub(crate) fn wake_consumer_fenced(&self) {
         if self.consumer_waiting.load(Ordering::Relaxed)
             && self.consumer_waiting.swap(false, Ordering::AcqRel)
         {

@@ -4,13 +4,10 @@
 //! human-readable form (a notice finding with a one-line summary and the record's key fields) so
 //! a listener such as the log listener can show what the agent sees, and it counts what went by.
 
-use std::fmt::Write as _;
-
 use vigil_core::{ComponentError, Detector, DetectorContext, Filter, Statistics};
-use vigil_event::{Event, Finding, FindingLevel, LogEvent, Payload, ProcessPhase, Value};
+use vigil_event::{Event, Finding, FindingLevel, LogEvent, Payload, Value, one_line};
 
 use super::{ReportConfig, statistics::ReportStatistics};
-use crate::bounded::truncate_chars;
 
 /// Dispatches a notice finding named `Report` for every event it handles and keeps overall
 /// statistics: records in total and by kind, source, system, severity and action, and the
@@ -54,7 +51,7 @@ impl ReportDetector {
 
     /// The notice the detector dispatches for `event`.
     fn notice(&self, event: &Event, system: &str) -> Finding {
-        let summary = one_line(&summarize(&event.payload), self.summary_max_chars);
+        let summary = one_line(&event.payload.summary(), self.summary_max_chars);
         let mut finding =
             Finding::new(FindingLevel::Notice, ReportDetector::FINDING_NAME, system, summary);
         finding.data = key_fields(event);
@@ -118,108 +115,6 @@ fn system_of(event: &Event) -> &str {
     named.filter(|it| !it.is_empty()).unwrap_or(&event.source)
 }
 
-/// A short description of a payload, possibly spanning lines; see [`one_line`].
-fn summarize(payload: &Payload) -> String {
-    match payload {
-        Payload::Log(log) => {
-            [Some(log.message.as_str()), log.raw.as_deref(), log.action.as_deref()]
-                .into_iter()
-                .flatten()
-                .find(|it| !it.trim().is_empty())
-                .unwrap_or("empty log record")
-                .to_owned()
-        }
-        Payload::SystemMetric(m) => {
-            let mut parts = Vec::new();
-            if let Some(cpu) = m.cpu_percent {
-                parts.push(format!("cpu {cpu:.1}%"));
-            }
-            if let (Some(total), Some(available)) = (m.memory_total_bytes, m.memory_available_bytes)
-                && total > 0
-            {
-                let used = total.saturating_sub(available) as f64 * 100.0 / total as f64;
-                parts.push(format!("memory {used:.1}% used"));
-            }
-            if let Some([one, five, fifteen]) = m.load {
-                parts.push(format!("load {one:.2} {five:.2} {fifteen:.2}"));
-            }
-            if parts.is_empty() { "system metrics sample".to_owned() } else { parts.join(", ") }
-        }
-        Payload::NetworkMetric(m) => format!(
-            "{} interfaces, {} tcp sockets, {} listening ports",
-            m.interfaces.len(),
-            m.tcp_states.values().fold(0u64, |acc, it| acc.saturating_add(*it)),
-            m.listening_ports.len()
-        ),
-        Payload::Process(p) => {
-            let mut text = format!("process {} pid {}", phase_name(p.phase), p.process.pid);
-            if let Some(name) = &p.process.name {
-                let _ = write!(text, " ({name})");
-            }
-            text
-        }
-        Payload::Connection(c) => {
-            let mut text = format!("{} {} -> {} {}", c.protocol, c.local, c.remote, c.state);
-            match (&c.process_name, c.pid) {
-                (Some(name), Some(pid)) => {
-                    let _ = write!(text, " by {name} (pid {pid})");
-                }
-                (Some(name), None) => {
-                    let _ = write!(text, " by {name}");
-                }
-                (None, Some(pid)) => {
-                    let _ = write!(text, " by pid {pid}");
-                }
-                (None, None) => {}
-            }
-            text
-        }
-        Payload::Finding(f) => format!("{}: {}", f.name, f.summary),
-        Payload::Audit(a) => {
-            format!("{} audit record with {} fields", a.record_type(), a.columns().len())
-        }
-        Payload::ApiRecord(r) => format!("{} record ({})", r.collector, r.tag),
-        Payload::AgentStatus(s) => format!(
-            "agent {} up {}s, {} events published, {} dropped",
-            s.version, s.uptime_seconds, s.events_published, s.events_dropped
-        ),
-        other => format!("{} event", other.kind()),
-    }
-}
-
-/// `text` on one line, cut to `max_chars` characters (0 means no limit). Line breaks and tabs
-/// become spaces and other control characters are escaped, so a crafted record cannot forge
-/// lines in a log that shows the summary.
-fn one_line(text: &str, max_chars: usize) -> String {
-    let mut line = String::with_capacity(text.len());
-    for c in text.trim().chars() {
-        match c {
-            '\n' | '\r' | '\t' => line.push(' '),
-            c if c.is_control() => line.extend(c.escape_default()),
-            c => line.push(c),
-        }
-    }
-    if max_chars == 0 {
-        return line;
-    }
-    let cut = truncate_chars(&line, max_chars);
-    if cut.len() == line.len() {
-        return line;
-    }
-    // Leave room for the ellipsis that marks the cut.
-    let mut cut = truncate_chars(cut, max_chars - 1).trim_end().to_owned();
-    cut.push('…');
-    cut
-}
-
-fn phase_name(phase: ProcessPhase) -> &'static str {
-    match phase {
-        ProcessPhase::Snapshot => "snapshot",
-        ProcessPhase::Start => "start",
-        ProcessPhase::Exit => "exit",
-    }
-}
-
 /// The record's key fields, for the notice's data: what identifies the original event and what
 /// its payload says about who did what, where.
 fn key_fields(event: &Event) -> vigil_event::Map {
@@ -262,7 +157,7 @@ fn key_fields(event: &Event) -> vigil_event::Map {
         }
         Payload::Process(p) => {
             put("pid", p.process.pid.into());
-            put("phase", phase_name(p.phase).into());
+            put("phase", p.phase.as_str().into());
             if let Some(name) = &p.process.name {
                 put("name", name.clone().into());
             }
@@ -295,18 +190,4 @@ fn key_fields(event: &Event) -> vigil_event::Map {
         _ => {}
     }
     data
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn summaries_are_one_line_and_cut_at_a_char_boundary() {
-        assert_eq!(one_line("  a\nb\tc\u{7}  ", 0), "a b c\\u{7}");
-        assert_eq!(one_line("héllo wörld", 5), "héll…");
-        assert_eq!(one_line("héllo", 5), "héllo");
-        assert_eq!(one_line("ab cd", 4), "ab…");
-        assert_eq!(one_line("日本語のテキスト", 1), "…");
-    }
 }

@@ -14,7 +14,7 @@ use std::{fmt::Write as _, sync::Arc};
 
 use async_trait::async_trait;
 use vigil_core::{ComponentError, Filter, Listener};
-use vigil_event::{Event, LogEvent, Payload, ProcessPhase, Severity};
+use vigil_event::{Event, EventKind, Payload, Severity, one_line};
 
 use super::LogListenerConfig;
 
@@ -102,96 +102,31 @@ fn describe(event: &Event) -> String {
             let system = if f.system.is_empty() { source } else { &f.system };
             format!("Finding {} from {system}: {}", f.name, f.summary)
         }
-        Payload::Log(log) => describe_log(log, source),
-        Payload::Audit(a) => {
-            let fields: Vec<String> = a
-                .columns()
-                .iter()
-                .zip(a.values())
-                .map(|(column, value)| match value {
-                    vigil_event::Value::String(s) => format!("{column}={s}"),
-                    other => format!("{column}={other}"),
-                })
-                .collect();
-            format!("Audit {} from {source}: {}", a.record_type(), fields.join(" "))
-        }
-        Payload::Process(p) => {
-            let phase = match p.phase {
-                ProcessPhase::Snapshot => "snapshot",
-                ProcessPhase::Start => "start",
-                ProcessPhase::Exit => "exit",
-            };
-            let name = p.process.name.as_deref().unwrap_or("?");
-            format!("Process {phase} from {source}: pid {} ({name})", p.process.pid)
-        }
-        Payload::Connection(c) => {
-            let mut text = format!(
-                "Connection from {source}: {} {} -> {} {}",
-                c.protocol, c.local, c.remote, c.state
-            );
-            if let Some(name) = &c.process_name {
-                let _ = write!(text, " by {name}");
-            }
-            if let Some(pid) = c.pid {
-                let _ = write!(text, " (pid {pid})");
+        Payload::Log(log) => {
+            let from = if log.source.is_empty() { source } else { &log.source };
+            let mut text = format!("Log from {from}: {}", log.message);
+            if let Some(action) = &log.action {
+                let _ = write!(text, " [{action}]");
             }
             text
         }
-        Payload::SystemMetric(m) => {
-            let cpu = m.cpu_percent.map_or_else(|| "?".to_owned(), |it| format!("{it:.1}%"));
-            let load = m.load.map_or_else(|| "?".to_owned(), |[one, ..]| format!("{one:.2}"));
-            format!("System metrics from {source}: cpu {cpu}, load {load}")
-        }
-        Payload::NetworkMetric(m) => format!(
-            "Network metrics from {source}: {} interfaces, {} listening ports",
-            m.interfaces.len(),
-            m.listening_ports.len()
-        ),
-        Payload::ApiRecord(r) => format!("API record from {source}: {} {}", r.collector, r.tag),
-        Payload::AgentStatus(s) => format!(
-            "Agent status from {source}: version {}, up {}s, {} events published, {} dropped",
-            s.version, s.uptime_seconds, s.events_published, s.events_dropped
-        ),
-        other => format!("Event {} from {source}", other.kind()),
+        other => format!("{} from {source}: {}", kind_label(other.kind()), other.summary()),
     };
     one_line(&text, MAX_MESSAGE_CHARS)
 }
 
-fn describe_log(log: &LogEvent, source: &str) -> String {
-    let from = if log.source.is_empty() { source } else { &log.source };
-    let mut text = format!("Log from {from}: {}", log.message);
-    if let Some(action) = &log.action {
-        let _ = write!(text, " [{action}]");
-    }
-    text
-}
-
-/// `text` on one line and at most `max_chars` characters: line breaks and tabs become spaces,
-/// other control characters are escaped, and a cut is marked with `…`.
-fn one_line(text: &str, max_chars: usize) -> String {
-    let mut line = String::with_capacity(text.len().min(max_chars * 4));
-    for (n_chars, c) in text.trim_end().chars().enumerate() {
-        if n_chars >= max_chars {
-            line.push('…');
-            break;
-        }
-        match c {
-            '\n' | '\r' | '\t' => line.push(' '),
-            c if c.is_control() => line.extend(c.escape_default()),
-            c => line.push(c),
-        }
-    }
-    line
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn lines_are_single_and_bounded() {
-        assert_eq!(one_line("a\nb\r\n\tc\u{1b}[31m\n", 100), "a b   c\\u{1b}[31m");
-        assert_eq!(one_line("héllo", 2), "hé…");
-        assert_eq!(one_line("héllo", 5), "héllo");
+/// How a kind reads at the start of a log line.
+fn kind_label(kind: EventKind) -> &'static str {
+    match kind {
+        EventKind::SystemMetric => "System metrics",
+        EventKind::NetworkMetric => "Network metrics",
+        EventKind::Process => "Process",
+        EventKind::Connection => "Connection",
+        EventKind::Log => "Log",
+        EventKind::Finding => "Finding",
+        EventKind::Audit => "Audit",
+        EventKind::ApiRecord => "API record",
+        EventKind::AgentStatus => "Agent status",
+        _ => "Event",
     }
 }

@@ -112,7 +112,7 @@ async fn other_kinds_get_a_compact_summary_and_text_cannot_forge_lines() {
     .await;
     let lines: Vec<&str> = text.lines().map(str::trim_start).collect();
     assert_eq!(lines.len(), 3, "{text}");
-    assert!(lines[0].starts_with("INFO vigil::events: Audit logins from sshd: user=root count=3"));
+    assert!(lines[0].starts_with("INFO vigil::events: Audit from sshd: logins user=root count=3"));
     assert!(lines[1].starts_with("INFO vigil::events: System metrics from system: cpu 12.5%"));
     assert!(lines[2].starts_with("WARN vigil::events: Log from app: boom ERROR vigil::events:"));
 }
