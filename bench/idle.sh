@@ -12,7 +12,8 @@ cd "$(dirname "$0")/.."
 window=${1:-60}
 cargo build --release -q -p vigil-cli
 tmp=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$tmp"' EXIT
+pids=()
+trap 'kill "${pids[@]}" 2>/dev/null || true; wait "${pids[@]}" 2>/dev/null || true; rm -rf "$tmp"' EXIT
 hz=$(getconf CLK_TCK)
 
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
@@ -31,13 +32,16 @@ measure() { # name pid
 }
 
 VIGIL_AGENT__STATE_DIR="$tmp/state" ./target/release/vigil -q run &
-vigil_pid=$!
-measure "vigil run (defaults)" "$vigil_pid" &
-wait_vigil=$!
+pids+=($!)
+measure "vigil run (defaults)" "${pids[0]}" &
+measures=($!)
 
 if command -v prometheus-node-exporter >/dev/null; then
   prometheus-node-exporter --web.listen-address=127.0.0.1:19100 >/dev/null 2>&1 &
-  measure "prometheus-node-exporter" $! &
+  pids+=($!)
+  measure "prometheus-node-exporter" "${pids[1]}" &
+  measures+=($!)
+else
+  echo "(prometheus-node-exporter is not installed: apt-get install prometheus-node-exporter)"
 fi
-wait "$wait_vigil"
-wait $(jobs -p | grep -v "^$vigil_pid$") 2>/dev/null || true
+wait "${measures[@]}"

@@ -188,3 +188,75 @@ fn run_prints_events_and_stops_gracefully_on_sigterm() {
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
     assert!(err.contains("Shutting down") && err.contains("Agent stopped"), "{err}");
 }
+
+/// Starts an agent whose only JSON-lines listener writes into a FIFO that nobody reads, with a
+/// status event every 10 ms: within about a second the pipe is full and the listener is stuck in
+/// a write, so a graceful shutdown cannot finish by itself.
+fn spawn_stuck_agent(dir: &Path, shutdown_timeout: &str) -> (std::process::Child, std::fs::File) {
+    use rustix::fs::{Mode, OFlags};
+    let fifo = dir.join("events.fifo");
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &fifo,
+        rustix::fs::FileType::Fifo,
+        Mode::from_raw_mode(0o600),
+        0,
+    )
+    .unwrap();
+    // Holding a reader open lets the agent's writer open the FIFO; never reading fills it.
+    let reader = rustix::fs::open(&fifo, OFlags::RDONLY | OFlags::NONBLOCK, Mode::empty()).unwrap();
+    let child = vigil(&["run"])
+        .env("VIGIL_AGENT__STATE_DIR", dir.join("state"))
+        .env("VIGIL_RUNTIME__HEALTH_CHECK_INTERVAL", "10ms")
+        .env("VIGIL_RUNTIME__SHUTDOWN_TIMEOUT", shutdown_timeout)
+        .env("VIGIL_LISTENERS__JSON_LINES__FIFO__PATH", &fifo)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the pipe is full: the agent's writes no longer drain.
+    let full = Instant::now();
+    let mut pipe_bytes = 0;
+    while full.elapsed() < Duration::from_secs(20) {
+        let n = rustix::io::ioctl_fionread(&reader).unwrap_or(0);
+        if n > 0 && n == pipe_bytes {
+            break;
+        }
+        pipe_bytes = n;
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert!(pipe_bytes > 0, "the agent never wrote to the FIFO");
+    (child, std::fs::File::from(reader))
+}
+
+fn signal(child: &std::process::Child, signal: rustix::process::Signal) {
+    rustix::process::kill_process(rustix::process::Pid::from_child(child), signal).unwrap();
+}
+
+#[test]
+fn a_second_signal_exits_at_once_while_a_graceful_shutdown_waits() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, _reader) = spawn_stuck_agent(dir.path(), "60s");
+    signal(&child, rustix::process::Signal::TERM);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(child.try_wait().unwrap().is_none(), "the graceful shutdown waits for the listener");
+    let second = Instant::now();
+    signal(&child, rustix::process::Signal::INT);
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    assert!(second.elapsed() < Duration::from_secs(5), "took {:?}", second.elapsed());
+}
+
+#[test]
+fn a_shutdown_that_passes_its_deadline_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, _reader) = spawn_stuck_agent(dir.path(), "300ms");
+    let started = Instant::now();
+    signal(&child, rustix::process::Signal::TERM);
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(1), "events were left undelivered");
+    assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(err.contains("Shutdown timeout passed"), "{err}");
+}

@@ -13,7 +13,7 @@ use vigil_core::{Detector, DetectorContext, StateStore, Statistics};
 use crate::{
     Bus, Subscription,
     health::{ComponentHealth, ComponentState},
-    supervisor::{Backoff, panic_message},
+    supervisor::{Backoff, panic_message, pause_after_panic},
 };
 
 /// The state key a detector's state is saved under.
@@ -63,7 +63,7 @@ impl DetectorTask {
                     let detector = &mut self.detector;
                     let ctx = &mut self.ctx;
                     if let Err(panic) = catch_unwind(AssertUnwindSafe(|| detector.tick(now, ctx))) {
-                        self.after_panic(&name, panic_message(&*panic)).await;
+                        pause_after_panic(&self.health, &mut self.backoff, panic_message(&*panic)).await;
                     }
                     self.publish_dispatched().await;
                 }
@@ -88,27 +88,14 @@ impl DetectorTask {
                     self.health.record_error(err.to_string());
                 }
                 Err(panic) => {
-                    let message = panic_message(&*panic);
                     self.publish_dispatched().await;
-                    self.after_panic(&name, message).await;
+                    pause_after_panic(&self.health, &mut self.backoff, panic_message(&*panic))
+                        .await;
                 }
             }
         }
         self.health.add_events(n);
         self.publish_dispatched().await;
-    }
-
-    async fn after_panic(&mut self, name: &str, message: String) {
-        let delay = self.backoff.next_delay();
-        tracing::error!(
-            detector = %name,
-            error = %message,
-            retry_in_ms = delay.as_millis() as u64,
-            "Detector panicked; resuming after backoff"
-        );
-        self.health.record_restart(message);
-        tokio::time::sleep(delay).await;
-        self.health.set_state(ComponentState::Running);
     }
 
     async fn publish_dispatched(&mut self) {

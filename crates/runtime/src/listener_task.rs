@@ -9,7 +9,7 @@ use vigil_core::Listener;
 use crate::{
     Subscription,
     health::{ComponentHealth, ComponentState},
-    supervisor::{Backoff, panic_message},
+    supervisor::{Backoff, panic_message, pause_after_panic},
 };
 
 pub(crate) struct ListenerTask {
@@ -67,18 +67,7 @@ impl ListenerTask {
                 self.health.record_error(err.to_string());
             }
             Err(panic) => {
-                let message = panic_message(&*panic);
-                let delay = self.backoff.next_delay();
-                tracing::error!(
-                    listener = %name,
-                    call = what,
-                    error = %message,
-                    retry_in_ms = delay.as_millis() as u64,
-                    "Listener panicked; resuming after backoff"
-                );
-                self.health.record_restart(message);
-                tokio::time::sleep(delay).await;
-                self.health.set_state(ComponentState::Running);
+                pause_after_panic(&self.health, &mut self.backoff, panic_message(&*panic)).await;
             }
         }
     }

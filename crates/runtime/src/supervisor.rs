@@ -54,6 +54,26 @@ pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
     }
 }
 
+/// Records a caught panic of a detector or listener and waits out its backoff before the
+/// component resumes (with its queue intact).
+pub(crate) async fn pause_after_panic(
+    health: &ComponentHealth,
+    backoff: &mut Backoff,
+    message: String,
+) {
+    let delay = backoff.next_delay();
+    tracing::error!(
+        component = %health.name(),
+        role = %health.role(),
+        error = %message,
+        retry_in_ms = delay.as_millis() as u64,
+        "Component panicked; resuming after backoff"
+    );
+    health.record_restart(message);
+    tokio::time::sleep(delay).await;
+    health.set_state(ComponentState::Running);
+}
+
 /// Runs a source until shutdown, restarting it with backoff when it fails or panics.
 pub(crate) async fn supervise_source(
     source: Arc<dyn EventSource>,

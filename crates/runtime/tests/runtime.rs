@@ -414,3 +414,72 @@ fn registering_more_sources_than_allowed_is_refused() {
         .unwrap();
     assert_eq!(err.to_string(), "too many sources: at most 1 may be registered");
 }
+
+#[test]
+fn public_handles_can_cross_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+    send_sync::<vigil_runtime::Bus>();
+    send_sync::<vigil_runtime::RuntimeHandle>();
+    send_sync::<vigil_runtime::SubscriptionCloser>();
+    send_sync::<vigil_runtime::Health>();
+    send_sync::<FileStateStore>();
+    send::<vigil_runtime::Subscription>();
+    send::<Runtime>();
+    send::<vigil_runtime::RuntimeBuilder>();
+    send_sync::<vigil_core::EventSender>();
+    send_sync::<Filter>();
+    send_sync::<Event>();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_listener_resumes_and_the_other_listeners_are_untouched() {
+    /// Panics on its first batch, then collects.
+    struct Fragile {
+        panicked: bool,
+        seen: Arc<AtomicU64>,
+    }
+    #[async_trait]
+    impl Listener for Fragile {
+        fn name(&self) -> &str {
+            "fragile"
+        }
+        async fn handle(&mut self, events: &[Arc<Event>]) -> Result<(), ComponentError> {
+            if !self.panicked {
+                self.panicked = true;
+                panic!("fragile listener breaks once");
+            }
+            self.seen.fetch_add(events.len() as u64, Ordering::SeqCst);
+            Ok(())
+        }
+    }
+    let seen = Arc::new(AtomicU64::new(0));
+    let collector = Collector::default();
+    let mut builder = Runtime::builder(config());
+    builder
+        .register_source(Arc::new(Counter {
+            name: "steady",
+            count: Some(100),
+            every: Duration::from_millis(2),
+        }))
+        .unwrap();
+    builder
+        .register_listener(Box::new(Fragile { panicked: false, seen: seen.clone() }), Filter::any())
+        .unwrap();
+    builder.register_listener(Box::new(collector.clone()), Filter::any()).unwrap();
+    let runtime = builder.build();
+    let handle = runtime.handle();
+    let shutdown = vigil_core::CancellationToken::new();
+    let run = tokio::spawn(runtime.run(shutdown.clone()));
+    wait_until("the collector has every event", || collector.len() == 100).await;
+    wait_until("the fragile listener resumed", || seen.load(Ordering::SeqCst) > 0).await;
+    let fragile = handle.health().component("fragile").unwrap();
+    assert_eq!(fragile.restarts(), 1);
+    assert!(fragile.last_error().unwrap().contains("fragile listener breaks once"));
+    assert_eq!(handle.health().component("collector").unwrap().restarts(), 0);
+    shutdown.cancel();
+    run.await.unwrap();
+    let lost_in_panic = 100 - seen.load(Ordering::SeqCst);
+    assert!(lost_in_panic >= 1, "the batch that panicked is not redelivered");
+    assert_eq!(collector.messages_from("steady").len(), 100);
+}
