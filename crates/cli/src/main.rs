@@ -5,6 +5,7 @@
 //! 2 usage or configuration error.
 
 mod agent;
+mod commands;
 mod config;
 mod logging;
 mod paths;
