@@ -8,6 +8,7 @@
 use std::{path::PathBuf, sync::Arc};
 
 use anyhow::Context;
+use vigil_collect::{NetworkSource, ProcRoot, SystemSource};
 use vigil_core::{CancellationToken, ComponentError, Filter, Listener, async_trait, event::Event};
 use vigil_listen::JsonLinesConfig;
 use vigil_runtime::{FileStateStore, RunReport, Runtime, RuntimeBuilder, default_host};
@@ -36,10 +37,28 @@ pub fn build(config: &Config, options: &RunOptions) -> anyhow::Result<Runtime> {
         .host(host)
         .state_store(Arc::new(store))
         .with_status_events(config.sources.agent.enabled);
+    register_sources(&mut builder, config)?;
     register_detectors(&mut builder, config)?;
     register_listeners(&mut builder, config, options)?;
     tracing::info!(state_dir = %state_dir.display(), "Agent configured");
     Ok(builder.build())
+}
+
+fn register_sources(builder: &mut RuntimeBuilder, config: &Config) -> anyhow::Result<()> {
+    let sources = &config.sources;
+    let root = ProcRoot::live;
+    if sources.system.enabled {
+        let source = SystemSource::with_disk_timeout(
+            root(),
+            sources.system.interval,
+            sources.system.disk_timeout,
+        );
+        builder.register_source(Arc::new(source))?;
+    }
+    if sources.network.enabled {
+        builder.register_source(Arc::new(NetworkSource::new(root(), sources.network.interval)))?;
+    }
+    Ok(())
 }
 
 fn register_detectors(builder: &mut RuntimeBuilder, config: &Config) -> anyhow::Result<()> {

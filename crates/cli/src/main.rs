@@ -63,6 +63,11 @@ enum Command {
     /// Print, check or show configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Show host metrics: CPU, memory, swap, load, filesystems, disk I/O, network.
+    ///
+    /// Tables by default; --json prints one object, --prometheus the text exposition format
+    /// with node_exporter's metric names and labels.
+    Metrics(commands::metrics::Args),
 }
 
 #[derive(Debug, Subcommand)]
@@ -119,6 +124,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             tokio.shutdown_timeout(std::time::Duration::from_millis(100));
             Ok(if report.timed_out { ExitCode::from(EXIT_PROBLEMS) } else { ExitCode::SUCCESS })
         }
+        Command::Metrics(args) => commands::metrics::run(&args),
         Command::Config(ConfigCommand::Default) => {
             let text = config::render_default::<Config>();
             write_stdout(&text)?;

@@ -198,8 +198,53 @@ pub struct SourcesSection {
     /// The agent's own health, published as `agent_status` events at start and at every health
     /// check.
     pub agent: AgentSourceConfig,
+    /// Host resources: CPU, memory, swap, load, filesystems, disk I/O (`system_metric` events).
+    pub system: SystemSourceConfig,
+    /// Network interfaces, TCP states and listening ports (`network_metric` events).
+    pub network: NetworkSourceConfig,
 }
 
+/// Declares a host collector's section: `enabled` and `interval`, with their defaults.
+macro_rules! collector_section {
+    ($(#[$doc:meta])* $name:ident, $interval:expr, $interval_doc:literal $(, $(#[$fdoc:meta])* $field:ident: $ty:ty = $default:expr)*) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+        #[serde(default, deny_unknown_fields)]
+        pub struct $name {
+            /// Run this source.
+            pub enabled: bool,
+            #[doc = $interval_doc]
+            #[serde(with = "crate::config::duration::humantime")]
+            #[schemars(with = "String")]
+            pub interval: Duration,
+            $($(#[$fdoc])* pub $field: $ty,)*
+        }
+
+        impl Default for $name {
+            fn default() -> Self {
+                $name { enabled: false, interval: $interval $(, $field: $default)* }
+            }
+        }
+    };
+}
+
+collector_section!(
+    /// The `system` source.
+    SystemSourceConfig,
+    Duration::from_secs(15),
+    "How often to sample; CPU percentages cover the time since the previous sample.",
+    /// How long filesystems get to answer `statvfs` in one sample; a mount that does not
+    /// answer in time (a hung network filesystem) is reported in `failed_collectors`.
+    #[serde(with = "crate::config::duration::humantime")]
+    #[schemars(with = "String")]
+    disk_timeout: Duration = Duration::from_secs(2)
+);
+collector_section!(
+    /// The `network` source.
+    NetworkSourceConfig,
+    Duration::from_secs(15),
+    "How often to sample."
+);
 /// The `agent` status source.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]

@@ -160,6 +160,7 @@ mod tests {
                     fs: "ext4".into(),
                     total_bytes: 10,
                     available_bytes: 5,
+                    ..DiskUsage::default()
                 }],
                 ..SystemMetrics::default()
             }),
@@ -171,6 +172,7 @@ mod tests {
                 }],
                 tcp_states: [("ESTABLISHED".to_owned(), 3)].into_iter().collect(),
                 listening_ports: vec![22],
+                ..NetworkMetrics::default()
             }),
             Payload::Process(ProcessEvent {
                 phase: ProcessPhase::Start,

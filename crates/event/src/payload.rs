@@ -87,6 +87,10 @@ pub struct SystemMetrics {
     /// Cumulative I/O of each whole disk.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub disk_io: Vec<DiskIo>,
+    /// Parts of the sample that failed or passed their deadline, e.g. `filesystem:/mnt/nfs` for a
+    /// hung mount; their values are missing from this sample.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub failed_collectors: Vec<String>,
 }
 
 /// Usage of one mounted filesystem.
@@ -100,6 +104,12 @@ pub struct DiskUsage {
     pub total_bytes: u64,
     /// Bytes available to unprivileged users.
     pub available_bytes: u64,
+    /// The mounted device (`/dev/vda1`, `server:/export`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+    /// Free bytes, including those reserved for root.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub free_bytes: Option<u64>,
 }
 
 /// Cumulative I/O of one whole disk.
@@ -126,6 +136,15 @@ pub struct NetworkMetrics {
     /// Ports in the LISTEN state.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub listening_ports: Vec<u16>,
+    /// IPv4 TCP sockets by state name.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub tcp4_states: std::collections::BTreeMap<String, u64>,
+    /// IPv6 TCP sockets by state name.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub tcp6_states: std::collections::BTreeMap<String, u64>,
+    /// Sums over every interface but loopback (its `name` is `total`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub totals: Option<InterfaceStats>,
 }
 
 /// Cumulative counters of one network interface.
@@ -220,6 +239,30 @@ pub struct ProcessInfo {
     /// Start time.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub started_at: Option<DateTime<Utc>>,
+    /// Bytes read from storage.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub read_bytes: Option<u64>,
+    /// Bytes written to storage.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub write_bytes: Option<u64>,
+    /// Read system calls.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub read_syscalls: Option<u64>,
+    /// Write system calls.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub write_syscalls: Option<u64>,
+    /// Voluntary context switches.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub voluntary_context_switches: Option<u64>,
+    /// Involuntary context switches.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub involuntary_context_switches: Option<u64>,
+    /// Process ids of the direct children.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub children: Vec<u32>,
+    /// Whether the executable file was deleted after the process started.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exe_deleted: Option<bool>,
     /// Anything else the collector knows (I/O counters, context switches, …).
     #[serde(skip_serializing_if = "Map::is_empty")]
     pub extra: Map,

@@ -1,0 +1,128 @@
+//! The inspection commands (`vigil metrics`, `ps`, `conns`) and the host sources of `vigil run`
+//! on the live host, checked against independent sources: /proc read directly, `nproc`, a
+//! listener and a child process the test itself creates.
+
+use std::{
+    collections::BTreeSet,
+    process::{Command, Output},
+};
+
+use serde_json::Value;
+
+#[allow(clippy::disallowed_methods)] // Running the binary under test is the point here.
+fn vigil(args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigil"));
+    cmd.args(args);
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("VIGIL_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd
+}
+
+#[allow(clippy::disallowed_methods)] // Independent tools to compare with.
+fn program(name: &str) -> Command {
+    Command::new(name)
+}
+
+fn run_ok(cmd: &mut Command) -> Output {
+    let out = cmd.output().expect("vigil runs");
+    assert!(out.status.success(), "{:?}: {}", out.status, String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+fn json(args: &[&str]) -> Value {
+    let out = run_ok(&mut vigil(args));
+    serde_json::from_slice(&out.stdout).expect("valid JSON on stdout")
+}
+
+fn keys(value: &Value) -> BTreeSet<&str> {
+    value.as_object().expect("an object").keys().map(String::as_str).collect()
+}
+
+fn set<'a>(items: &[&'a str]) -> BTreeSet<&'a str> {
+    items.iter().copied().collect()
+}
+
+/// A value from /proc/meminfo, in bytes, read without the collector.
+fn meminfo_bytes(field: &str) -> u64 {
+    let text = std::fs::read_to_string("/proc/meminfo").unwrap();
+    let line = text.lines().find(|it| it.starts_with(&format!("{field}:"))).unwrap();
+    let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kib * 1024
+}
+
+#[test]
+fn metrics_json_has_the_contract_keys_and_matches_proc_and_nproc() {
+    let metrics = json(&["metrics", "--json"]);
+    assert_eq!(
+        keys(&metrics),
+        set(&["cpu", "memory", "swap", "load", "disks", "disk_io", "network"])
+    );
+    assert_eq!(keys(&metrics["cpu"]), set(&["percent", "count", "per_cpu"]));
+    assert_eq!(
+        keys(&metrics["memory"]),
+        set(&["total_bytes", "available_bytes", "used_bytes", "percent"])
+    );
+    assert_eq!(keys(&metrics["load"]), set(&["1", "5", "15"]));
+    assert_eq!(keys(&metrics["network"]), set(&["interfaces", "tcp_states"]));
+    for disk in metrics["disks"].as_array().unwrap() {
+        assert_eq!(keys(disk), set(&["mount", "fs", "total_bytes", "available_bytes"]));
+    }
+    for disk in metrics["disk_io"].as_array().unwrap() {
+        assert_eq!(keys(disk), set(&["device", "read_bytes", "written_bytes"]));
+    }
+    let interfaces = metrics["network"]["interfaces"].as_array().unwrap();
+    assert!(interfaces.iter().any(|it| it["name"] == "lo"), "{interfaces:?}");
+    for interface in interfaces {
+        assert!(keys(interface).is_superset(&set(&["name", "rx_bytes", "tx_bytes"])));
+    }
+
+    assert_eq!(metrics["memory"]["total_bytes"].as_u64(), Some(meminfo_bytes("MemTotal")));
+    let nproc = run_ok(&mut program("nproc")).stdout;
+    let nproc: u64 = String::from_utf8(nproc).unwrap().trim().parse().unwrap();
+    assert_eq!(metrics["cpu"]["count"].as_u64(), Some(nproc));
+    assert_eq!(metrics["cpu"]["per_cpu"].as_array().unwrap().len() as u64, nproc);
+    let percent = metrics["cpu"]["percent"].as_f64().expect("two readings give a percent");
+    assert!((0.0..=100.0).contains(&percent));
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
+    let root_fs = mounts.lines().rfind(|it| it.split(' ').nth(1) == Some("/"));
+    let root_fs = root_fs.and_then(|it| it.split(' ').nth(2)).unwrap_or_default();
+    if ["ext4", "xfs", "btrfs", "ext3", "zfs"].contains(&root_fs) {
+        let disks = metrics["disks"].as_array().unwrap();
+        assert!(disks.iter().any(|it| it["mount"] == "/"), "/ ({root_fs}) missing: {disks:?}");
+    }
+}
+
+#[test]
+fn metrics_prometheus_uses_node_exporter_names() {
+    let out = run_ok(&mut vigil(&["metrics", "--prometheus"]));
+    let text = String::from_utf8(out.stdout).unwrap();
+    for name in [
+        "node_load1 ",
+        "node_memory_MemAvailable_bytes ",
+        "node_cpu_seconds_total{cpu=\"0\",mode=\"idle\"} ",
+        "node_network_receive_bytes_total{device=\"lo\"} ",
+        "node_filesystem_avail_bytes{device=",
+    ] {
+        assert!(text.contains(name), "{name} missing from:\n{text}");
+    }
+    let total = format!("node_memory_MemTotal_bytes {}\n", meminfo_bytes("MemTotal"));
+    assert!(text.contains(&total), "{total} missing");
+    // Every sample line is `name{labels} value` with a number.
+    for line in text.lines().filter(|it| !it.starts_with('#')) {
+        let value = line.rsplit(' ').next().unwrap();
+        assert!(value.parse::<f64>().is_ok(), "{line}");
+    }
+}
+
+#[test]
+fn metrics_table_is_the_default() {
+    let out = run_ok(&mut vigil(&["metrics"]));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.starts_with("CPU "), "{text}");
+    assert!(text.contains("MOUNT") && text.contains("INTERFACE"), "{text}");
+    let out = vigil(&["metrics", "--json", "--prometheus"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "the two formats exclude each other");
+}

@@ -1,0 +1,45 @@
+//! Vigil's host collectors: what the machine is doing, read from `/proc`.
+//!
+//! Each collector is a plain struct with a blocking `collect` (used directly by `vigil metrics`,
+//! `vigil ps` and `vigil conns`), wrapped by an [`EventSource`](vigil_core::EventSource) that
+//! samples it on an interval (`vigil run`):
+//!
+//! | source | collector | publishes |
+//! |---|---|---|
+//! | `system` | [`SystemCollector`] | `system_metric`: CPU (total and per CPU), memory, swap, load, filesystems, disk I/O |
+//! | `network` | [`NetworkCollector`] | `network_metric`: interfaces, TCP states (IPv4, IPv6), listening ports |
+//!
+//! All parsing goes through the `procfs` crate's `FromRead` parsers and `*_with_root`
+//! constructors, against a [`ProcRoot`]: the live `/proc`, or a captured tree under
+//! `test_data/`. Errors degrade to missing values (and, for whole parts of a sample, to an entry
+//! in `failed_collectors`), never to a crash.
+
+#![deny(missing_docs)]
+
+mod disks;
+mod network;
+mod proc_root;
+pub mod prometheus;
+mod sources;
+mod system;
+
+pub use disks::{FsSpace, StatFs, is_real_mount, is_whole_disk, statvfs};
+pub use network::{NetworkCollector, is_loopback, tcp_state_name};
+pub use proc_root::ProcRoot;
+pub use sources::{NetworkSource, SystemSource};
+pub use system::{
+    CpuModes, DEFAULT_DISK_DEADLINE, KernelCounters, MemoryBytes, SystemCollector, SystemReading,
+};
+
+use vigil_core::ComponentError;
+
+/// Fails when `root` cannot be read at all (no `/proc` mounted, wrong path in tests).
+fn check_root(root: &ProcRoot) -> Result<(), ComponentError> {
+    std::fs::read_dir(root.path()).map(drop).map_err(|err| ComponentError::io(root.path(), err))
+}
+
+/// A fixture `/proc` tree under `test_data/`.
+#[cfg(test)]
+fn fixture(name: &str) -> ProcRoot {
+    ProcRoot::at(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("test_data").join(name))
+}

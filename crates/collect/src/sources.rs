@@ -1,0 +1,197 @@
+//! The collectors as [`EventSource`]s: each samples on its interval and publishes payloads.
+//!
+//! A sample is blocking file I/O, so it runs on tokio's blocking pool; the collector's state
+//! (previous CPU counters, known processes) moves into the blocking task and back. Every wait
+//! watches the shutdown token.
+
+use std::{sync::Arc, time::Duration};
+
+use tokio::sync::Mutex;
+use vigil_core::{ComponentError, EventSource, SourceCapabilities, SourceContext, async_trait};
+use vigil_event::Payload;
+
+use crate::{NetworkCollector, ProcRoot, SystemCollector};
+
+/// Something that turns one sample into payloads.
+pub(crate) trait Sampler: Send + 'static {
+    fn sample(&mut self) -> Vec<Payload>;
+}
+
+impl Sampler for SystemCollector {
+    fn sample(&mut self) -> Vec<Payload> {
+        vec![Payload::SystemMetric(self.collect().metrics)]
+    }
+}
+
+impl Sampler for NetworkCollector {
+    fn sample(&mut self) -> Vec<Payload> {
+        vec![Payload::NetworkMetric(self.collect())]
+    }
+}
+
+/// Runs `sampler` every `interval` until shutdown, sending what it yields.
+pub(crate) async fn poll<S: Sampler>(
+    sampler: &Mutex<Option<S>>,
+    interval: Duration,
+    ctx: &SourceContext,
+) -> Result<(), ComponentError> {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = ctx.shutdown.cancelled() => return Ok(()),
+            _ = ticker.tick() => {}
+        }
+        let Some(mut state) = sampler.lock().await.take() else {
+            return Err(ComponentError::msg("the collector was lost by an earlier panic"));
+        };
+        let joined = tokio::task::spawn_blocking(move || {
+            let payloads = state.sample();
+            (state, payloads)
+        });
+        let (state, payloads) = tokio::select! {
+            () = ctx.shutdown.cancelled() => return Ok(()),
+            joined = joined => joined.map_err(|err| ComponentError::msg(format!("sample failed: {err}")))?,
+        };
+        *sampler.lock().await = Some(state);
+        let events: Vec<_> = payloads.into_iter().map(|it| ctx.event(it)).collect();
+        if !events.is_empty() {
+            tokio::select! {
+                () = ctx.shutdown.cancelled() => return Ok(()),
+                sent = ctx.out.send_batch(events) => sent?,
+            }
+        }
+    }
+}
+
+macro_rules! polling_source {
+    ($(#[$doc:meta])* $name:ident, $collector:ty, $source_name:literal, $caps:expr, $make:expr) => {
+        $(#[$doc])*
+        pub struct $name {
+            root: ProcRoot,
+            interval: Duration,
+            make: Arc<dyn Fn(ProcRoot) -> $collector + Send + Sync>,
+            state: Arc<Mutex<Option<$collector>>>,
+        }
+
+        impl $name {
+            /// The source reading `root`, sampling every `interval`.
+            pub fn new(root: ProcRoot, interval: Duration) -> $name {
+                $name::with_collector(root, interval, Arc::new($make))
+            }
+
+            /// The source with its own way of making the collector (at start, and again after
+            /// a panic lost the previous one).
+            fn with_collector(
+                root: ProcRoot,
+                interval: Duration,
+                make: Arc<dyn Fn(ProcRoot) -> $collector + Send + Sync>,
+            ) -> $name {
+                let state = Arc::new(Mutex::new(Some(make(root.clone()))));
+                $name { root, interval: interval.max(Duration::from_millis(10)), make, state }
+            }
+        }
+
+        impl std::fmt::Debug for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($name))
+                    .field("root", &self.root.path())
+                    .field("interval", &self.interval)
+                    .finish()
+            }
+        }
+
+        #[async_trait]
+        impl EventSource for $name {
+            fn name(&self) -> &str {
+                $source_name
+            }
+
+            fn capabilities(&self) -> SourceCapabilities {
+                $caps
+            }
+
+            async fn validate(&self) -> Result<(), ComponentError> {
+                crate::check_root(&self.root)
+            }
+
+            async fn start(&self, ctx: SourceContext) -> Result<(), ComponentError> {
+                {
+                    // A panic inside a sample loses the collector; start over with a fresh one.
+                    let mut state = self.state.lock().await;
+                    if state.is_none() {
+                        *state = Some((self.make)(self.root.clone()));
+                    }
+                }
+                poll(&self.state, self.interval, &ctx).await
+            }
+        }
+    };
+}
+
+polling_source!(
+    /// The `system` source: a `system_metric` event per interval (CPU, memory, swap, load,
+    /// filesystems, disk I/O).
+    SystemSource,
+    SystemCollector,
+    "system",
+    SourceCapabilities::PERFORMANCE | SourceCapabilities::FILESYSTEM | SourceCapabilities::SYSTEM_WIDE,
+    SystemCollector::new
+);
+
+polling_source!(
+    /// The `network` source: a `network_metric` event per interval (interfaces, TCP states,
+    /// listening ports).
+    NetworkSource,
+    NetworkCollector,
+    "network",
+    SourceCapabilities::NETWORK | SourceCapabilities::PERFORMANCE | SourceCapabilities::SYSTEM_WIDE,
+    NetworkCollector::new
+);
+
+impl SystemSource {
+    /// The source with its own `statvfs` deadline (see [`SystemCollector::with_statfs`]).
+    pub fn with_disk_timeout(root: ProcRoot, interval: Duration, disk_timeout: Duration) -> Self {
+        let make = move |root: ProcRoot| {
+            SystemCollector::with_statfs(root, Arc::new(crate::statvfs), disk_timeout)
+        };
+        SystemSource::with_collector(root, interval, Arc::new(make))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use vigil_event::EventKind;
+
+    use super::*;
+    use crate::fixture;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn system_and_network_sources_publish_on_their_interval_and_stop_on_shutdown() {
+        let system = SystemSource::new(fixture("debian12-6.18"), Duration::from_millis(20));
+        let network = NetworkSource::new(fixture("debian12-6.18"), Duration::from_millis(20));
+        assert!(system.capabilities().contains(SourceCapabilities::PERFORMANCE));
+        assert!(network.capabilities().contains(SourceCapabilities::NETWORK));
+        for (source, kind) in [
+            (Box::new(system) as Box<dyn EventSource>, EventKind::SystemMetric),
+            (Box::new(network), EventKind::NetworkMetric),
+        ] {
+            source.validate().await.unwrap();
+            let (ctx, mut rx) = SourceContext::for_test(source.name(), 16);
+            let shutdown = ctx.shutdown.clone();
+            let running = tokio::spawn(async move { source.start(ctx).await });
+            for _ in 0..3 {
+                let event = rx.recv().await.unwrap();
+                assert_eq!(event.kind(), kind);
+            }
+            shutdown.cancel();
+            running.await.unwrap().unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn a_missing_root_fails_validation() {
+        let source = SystemSource::new(ProcRoot::at("/nonexistent/proc"), Duration::from_secs(1));
+        assert!(source.validate().await.is_err());
+    }
+}
