@@ -68,6 +68,11 @@ enum Command {
     /// Tables by default; --json prints one object, --prometheus the text exposition format
     /// with node_exporter's metric names and labels.
     Metrics(commands::metrics::Args),
+    /// List processes: CPU, memory, threads, open files, I/O.
+    ///
+    /// CPU percent is over each process's life, as ps prints it. Tables by default; --json
+    /// prints an array of objects.
+    Ps(commands::ps::Args),
 }
 
 #[derive(Debug, Subcommand)]
@@ -125,6 +130,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(if report.timed_out { ExitCode::from(EXIT_PROBLEMS) } else { ExitCode::SUCCESS })
         }
         Command::Metrics(args) => commands::metrics::run(&args),
+        Command::Ps(args) => commands::ps::run(&args),
         Command::Config(ConfigCommand::Default) => {
             let text = config::render_default::<Config>();
             write_stdout(&text)?;

@@ -202,6 +202,8 @@ pub struct SourcesSection {
     pub system: SystemSourceConfig,
     /// Network interfaces, TCP states and listening ports (`network_metric` events).
     pub network: NetworkSourceConfig,
+    /// A snapshot of every process (`process` events, phase `snapshot`).
+    pub process: ProcessSourceConfig,
 }
 
 /// Declares a host collector's section: `enabled` and `interval`, with their defaults.
@@ -245,6 +247,13 @@ collector_section!(
     Duration::from_secs(15),
     "How often to sample."
 );
+collector_section!(
+    /// The `process` source.
+    ProcessSourceConfig,
+    Duration::from_secs(60),
+    "How often to publish the snapshot; CPU percentages cover the time since the previous one."
+);
+
 /// The `agent` status source.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]

@@ -126,3 +126,53 @@ fn metrics_table_is_the_default() {
     let out = vigil(&["metrics", "--json", "--prometheus"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2), "the two formats exclude each other");
 }
+
+/// This test process's own name, as the kernel reports it.
+fn own_comm() -> String {
+    std::fs::read_to_string("/proc/self/comm").unwrap().trim_end().to_owned()
+}
+
+#[test]
+fn ps_finds_this_test_process_by_name_with_the_contract_keys() {
+    let comm = own_comm();
+    let found = json(&["ps", "--name", &comm, "--json"]);
+    let found = found.as_array().unwrap();
+    let me = found
+        .iter()
+        .find(|it| it["pid"].as_u64() == Some(u64::from(std::process::id())))
+        .unwrap_or_else(|| panic!("pid {} ({comm}) not in {found:?}", std::process::id()));
+    assert_eq!(
+        keys(me),
+        set(&[
+            "pid",
+            "ppid",
+            "name",
+            "cmdline",
+            "state",
+            "threads",
+            "cpu_percent",
+            "rss_bytes",
+            "vms_bytes",
+            "fds",
+            "read_bytes",
+            "write_bytes",
+            "exe_deleted"
+        ])
+    );
+    assert_eq!(me["name"], comm.as_str());
+    assert_eq!(me["ppid"].as_u64(), Some(u64::from(std::os::unix::process::parent_id())));
+    assert_eq!(me["exe_deleted"], false);
+    assert!(me["threads"].as_u64().unwrap() >= 1);
+    assert!(me["rss_bytes"].as_u64().unwrap() > 0);
+    assert!(me["fds"].as_u64().unwrap() >= 3, "stdin, stdout, stderr at least");
+    let exe = std::env::current_exe().unwrap();
+    assert!(me["cmdline"].as_str().unwrap().contains(exe.file_name().unwrap().to_str().unwrap()));
+
+    // --sort pid --top 1 gives the lowest pid; the table mentions the name.
+    let first = json(&["ps", "--sort", "pid", "--top", "1", "--json"]);
+    assert_eq!(first.as_array().unwrap().len(), 1);
+    let out = run_ok(&mut vigil(&["ps", "--name", &comm]));
+    let table = String::from_utf8(out.stdout).unwrap();
+    assert!(table.starts_with("  PID") || table.starts_with("PID"), "{table}");
+    assert!(table.contains(&comm), "{table}");
+}

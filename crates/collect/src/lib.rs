@@ -8,6 +8,7 @@
 //! |---|---|---|
 //! | `system` | [`SystemCollector`] | `system_metric`: CPU (total and per CPU), memory, swap, load, filesystems, disk I/O |
 //! | `network` | [`NetworkCollector`] | `network_metric`: interfaces, TCP states (IPv4, IPv6), listening ports |
+//! | `process` | [`ProcessCollector`] | `process` (phase `snapshot`): one per process, with CPU, memory, I/O, fds, children |
 //!
 //! All parsing goes through the `procfs` crate's `FromRead` parsers and `*_with_root`
 //! constructors, against a [`ProcRoot`]: the live `/proc`, or a captured tree under
@@ -19,6 +20,7 @@
 mod disks;
 mod network;
 mod proc_root;
+mod process;
 pub mod prometheus;
 mod sources;
 mod system;
@@ -26,7 +28,11 @@ mod system;
 pub use disks::{FsSpace, StatFs, is_real_mount, is_whole_disk, statvfs};
 pub use network::{NetworkCollector, is_loopback, tcp_state_name};
 pub use proc_root::ProcRoot;
-pub use sources::{NetworkSource, SystemSource};
+pub use process::{
+    ProcessCollector, ProcessRecord, ResourceSummary, Suspicion, exe_file_name, find_by_name,
+    is_world_writable, summarize, suspicions,
+};
+pub use sources::{NetworkSource, ProcessSource, SystemSource};
 pub use system::{
     CpuModes, DEFAULT_DISK_DEADLINE, KernelCounters, MemoryBytes, SystemCollector, SystemReading,
 };

@@ -9,11 +9,15 @@ use std::path::{Path, PathBuf};
 
 use procfs::{ExplicitSystemInfo, FromRead, FromReadSI, KernelStats};
 
+/// `f_type` of a procfs mount (`statfs(2)`).
+const PROC_SUPER_MAGIC: i64 = 0x9fa0;
+
 /// A `/proc` tree and the facts needed to read it.
 #[derive(Debug, Clone)]
 pub struct ProcRoot {
     path: PathBuf,
     info: ExplicitSystemInfo,
+    is_procfs: bool,
 }
 
 impl ProcRoot {
@@ -49,7 +53,8 @@ impl ProcRoot {
         let path = path.into();
         let stat = KernelStats::from_file(path.join("stat"), &info).ok();
         info.boot_time_secs = stat.map_or(0, |it| it.btime);
-        ProcRoot { path, info }
+        let is_procfs = rustix::fs::statfs(&path).is_ok_and(|it| it.f_type == PROC_SUPER_MAGIC);
+        ProcRoot { path, info, is_procfs }
     }
 
     /// The directory this root reads.
@@ -75,6 +80,12 @@ impl ProcRoot {
     /// Boot time in seconds since the epoch (0 when `stat` was unreadable).
     pub fn boot_time_secs(&self) -> u64 {
         self.info.boot_time_secs
+    }
+
+    /// Whether the root is a mounted procfs (rather than a captured copy), which allows the
+    /// kernel's shortcuts (the size of `/proc/<pid>/fd` is its entry count).
+    pub fn is_procfs(&self) -> bool {
+        self.is_procfs
     }
 
     /// The facts `procfs` parsers take.

@@ -10,7 +10,9 @@ use tokio::sync::Mutex;
 use vigil_core::{ComponentError, EventSource, SourceCapabilities, SourceContext, async_trait};
 use vigil_event::Payload;
 
-use crate::{NetworkCollector, ProcRoot, SystemCollector};
+use vigil_event::{ProcessEvent, ProcessPhase};
+
+use crate::{NetworkCollector, ProcRoot, ProcessCollector, SystemCollector};
 
 /// Something that turns one sample into payloads.
 pub(crate) trait Sampler: Send + 'static {
@@ -26,6 +28,17 @@ impl Sampler for SystemCollector {
 impl Sampler for NetworkCollector {
     fn sample(&mut self) -> Vec<Payload> {
         vec![Payload::NetworkMetric(self.collect())]
+    }
+}
+
+impl Sampler for ProcessCollector {
+    fn sample(&mut self) -> Vec<Payload> {
+        self.collect()
+            .into_iter()
+            .map(|it| {
+                Payload::Process(ProcessEvent { phase: ProcessPhase::Snapshot, process: it.info })
+            })
+            .collect()
     }
 }
 
@@ -149,6 +162,15 @@ polling_source!(
     NetworkCollector::new
 );
 
+polling_source!(
+    /// The `process` source: a `process` event (phase `snapshot`) per process per interval.
+    ProcessSource,
+    ProcessCollector,
+    "process",
+    SourceCapabilities::PROCESS | SourceCapabilities::PERFORMANCE | SourceCapabilities::SYSTEM_WIDE,
+    ProcessCollector::new
+);
+
 impl SystemSource {
     /// The source with its own `statvfs` deadline (see [`SystemCollector::with_statfs`]).
     pub fn with_disk_timeout(root: ProcRoot, interval: Duration, disk_timeout: Duration) -> Self {
@@ -187,6 +209,25 @@ mod tests {
             shutdown.cancel();
             running.await.unwrap().unwrap();
         }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_process_source_publishes_a_snapshot_per_process() {
+        let source = ProcessSource::new(fixture("debian12-6.18"), Duration::from_millis(20));
+        assert!(source.capabilities().contains(SourceCapabilities::PROCESS));
+        let (ctx, mut rx) = SourceContext::for_test("process", 64);
+        let shutdown = ctx.shutdown.clone();
+        let running = tokio::spawn(async move { source.start(ctx).await });
+        let mut pids = Vec::new();
+        for _ in 0..7 {
+            let event = rx.recv().await.unwrap();
+            let Payload::Process(p) = &event.payload else { panic!("{event:?}") };
+            assert_eq!(p.phase, ProcessPhase::Snapshot);
+            pids.push(p.process.pid);
+        }
+        assert_eq!(pids, [1, 2, 2889, 2897, 2899, 2900, 99998]);
+        shutdown.cancel();
+        running.await.unwrap().unwrap();
     }
 
     #[tokio::test]

@@ -3,4 +3,5 @@
 //! dispatches to these modules, so adding a subcommand touches one line there.
 
 pub mod metrics;
+pub mod ps;
 pub mod table;
