@@ -8,7 +8,7 @@
 use std::{path::PathBuf, sync::Arc};
 
 use anyhow::Context;
-use vigil_collect::{NetworkSource, ProcRoot, ProcessSource, SystemSource};
+use vigil_collect::{ConnectionsSource, NetworkSource, ProcRoot, ProcessSource, SystemSource};
 use vigil_core::{CancellationToken, ComponentError, Filter, Listener, async_trait, event::Event};
 use vigil_listen::JsonLinesConfig;
 use vigil_runtime::{FileStateStore, RunReport, Runtime, RuntimeBuilder, default_host};
@@ -60,6 +60,10 @@ fn register_sources(builder: &mut RuntimeBuilder, config: &Config) -> anyhow::Re
     }
     if sources.process.enabled {
         builder.register_source(Arc::new(ProcessSource::new(root(), sources.process.interval)))?;
+    }
+    if sources.connections.enabled {
+        let source = ConnectionsSource::new(root(), sources.connections.interval);
+        builder.register_source(Arc::new(source))?;
     }
     Ok(())
 }

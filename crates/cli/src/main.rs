@@ -73,6 +73,11 @@ enum Command {
     /// CPU percent is over each process's life, as ps prints it. Tables by default; --json
     /// prints an array of objects.
     Ps(commands::ps::Args),
+    /// List TCP and UDP sockets with their owning processes.
+    ///
+    /// The owner (pid, process) is shown when this user can see the process's file
+    /// descriptors. Tables by default; --json prints an array of objects.
+    Conns(commands::conns::Args),
 }
 
 #[derive(Debug, Subcommand)]
@@ -131,6 +136,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Metrics(args) => commands::metrics::run(&args),
         Command::Ps(args) => commands::ps::run(&args),
+        Command::Conns(args) => commands::conns::run(&args),
         Command::Config(ConfigCommand::Default) => {
             let text = config::render_default::<Config>();
             write_stdout(&text)?;

@@ -204,6 +204,8 @@ pub struct SourcesSection {
     pub network: NetworkSourceConfig,
     /// A snapshot of every process (`process` events, phase `snapshot`).
     pub process: ProcessSourceConfig,
+    /// Every TCP and UDP socket with its owning process (`connection` events).
+    pub connections: ConnectionsSourceConfig,
 }
 
 /// Declares a host collector's section: `enabled` and `interval`, with their defaults.
@@ -252,6 +254,13 @@ collector_section!(
     ProcessSourceConfig,
     Duration::from_secs(60),
     "How often to publish the snapshot; CPU percentages cover the time since the previous one."
+);
+
+collector_section!(
+    /// The `connections` source.
+    ConnectionsSourceConfig,
+    Duration::from_secs(60),
+    "How often to publish the sockets."
 );
 
 /// The `agent` status source.

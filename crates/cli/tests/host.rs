@@ -176,3 +176,46 @@ fn ps_finds_this_test_process_by_name_with_the_contract_keys() {
     assert!(table.starts_with("  PID") || table.starts_with("PID"), "{table}");
     assert!(table.contains(&comm), "{table}");
 }
+
+#[test]
+fn conns_finds_a_listener_of_this_test_with_its_pid() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port_number = listener.local_addr().unwrap().port();
+    let port = port_number.to_string();
+    let found = json(&["conns", "--port", &port, "--json"]);
+    let found = found.as_array().unwrap();
+    assert_eq!(found.len(), 1, "{found:?}");
+    let socket = &found[0];
+    assert_eq!(
+        keys(socket),
+        set(&[
+            "proto",
+            "local_addr",
+            "local_port",
+            "remote_addr",
+            "remote_port",
+            "state",
+            "pid",
+            "process"
+        ])
+    );
+    assert_eq!(socket["proto"], "tcp");
+    assert_eq!(socket["local_addr"], "127.0.0.1");
+    assert_eq!(socket["local_port"].as_u64(), Some(port_number.into()));
+    assert_eq!(socket["state"], "LISTEN");
+    assert_eq!(socket["pid"].as_u64(), Some(u64::from(std::process::id())));
+    assert_eq!(socket["process"], own_comm().as_str());
+
+    // The same socket through the other filters, and not through contradicting ones.
+    let listening = json(&["conns", "--listening", "--ip", "127.0.0.1", "--json"]);
+    let listening = listening.as_array().unwrap();
+    assert!(listening.iter().any(|it| it["local_port"].as_u64() == Some(port_number.into())));
+    let established = json(&["conns", "--port", &port, "--state", "established", "--json"]);
+    assert_eq!(established, serde_json::json!([]));
+    let out = vigil(&["conns", "--service", "no-such-service"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let out = run_ok(&mut vigil(&["conns", "--port", &port]));
+    let table = String::from_utf8(out.stdout).unwrap();
+    assert!(table.contains(&format!("127.0.0.1:{port}")), "{table}");
+    drop(listener);
+}

@@ -8,6 +8,7 @@
 //! |---|---|---|
 //! | `system` | [`SystemCollector`] | `system_metric`: CPU (total and per CPU), memory, swap, load, filesystems, disk I/O |
 //! | `network` | [`NetworkCollector`] | `network_metric`: interfaces, TCP states (IPv4, IPv6), listening ports |
+//! | `connections` | [`ConnectionCollector`] | `connection`: one per TCP/UDP socket, with its owning pid and process |
 //! | `process` | [`ProcessCollector`] | `process` (phase `snapshot`): one per process, with CPU, memory, I/O, fds, children |
 //!
 //! All parsing goes through the `procfs` crate's `FromRead` parsers and `*_with_root`
@@ -17,6 +18,7 @@
 
 #![deny(missing_docs)]
 
+mod connections;
 mod disks;
 mod network;
 mod proc_root;
@@ -25,6 +27,9 @@ pub mod prometheus;
 mod sources;
 mod system;
 
+pub use connections::{
+    ConnectionCollector, ConnectionFilter, SERVICES, is_listening, service_ports,
+};
 pub use disks::{FsSpace, StatFs, is_real_mount, is_whole_disk, statvfs};
 pub use network::{NetworkCollector, is_loopback, tcp_state_name};
 pub use proc_root::ProcRoot;
@@ -32,7 +37,7 @@ pub use process::{
     ProcessCollector, ProcessRecord, ResourceSummary, Suspicion, exe_file_name, find_by_name,
     is_world_writable, summarize, suspicions,
 };
-pub use sources::{NetworkSource, ProcessSource, SystemSource};
+pub use sources::{ConnectionsSource, NetworkSource, ProcessSource, SystemSource};
 pub use system::{
     CpuModes, DEFAULT_DISK_DEADLINE, KernelCounters, MemoryBytes, SystemCollector, SystemReading,
 };

@@ -12,7 +12,7 @@ use vigil_event::Payload;
 
 use vigil_event::{ProcessEvent, ProcessPhase};
 
-use crate::{NetworkCollector, ProcRoot, ProcessCollector, SystemCollector};
+use crate::{ConnectionCollector, NetworkCollector, ProcRoot, ProcessCollector, SystemCollector};
 
 /// Something that turns one sample into payloads.
 pub(crate) trait Sampler: Send + 'static {
@@ -39,6 +39,12 @@ impl Sampler for ProcessCollector {
                 Payload::Process(ProcessEvent { phase: ProcessPhase::Snapshot, process: it.info })
             })
             .collect()
+    }
+}
+
+impl Sampler for ConnectionCollector {
+    fn sample(&mut self) -> Vec<Payload> {
+        self.collect().into_iter().map(Payload::Connection).collect()
     }
 }
 
@@ -171,6 +177,16 @@ polling_source!(
     ProcessCollector::new
 );
 
+polling_source!(
+    /// The `connections` source: a `connection` event per TCP or UDP socket per interval, with
+    /// its owning process where visible.
+    ConnectionsSource,
+    ConnectionCollector,
+    "connections",
+    SourceCapabilities::NETWORK | SourceCapabilities::PROCESS | SourceCapabilities::SYSTEM_WIDE,
+    ConnectionCollector::new
+);
+
 impl SystemSource {
     /// The source with its own `statvfs` deadline (see [`SystemCollector::with_statfs`]).
     pub fn with_disk_timeout(root: ProcRoot, interval: Duration, disk_timeout: Duration) -> Self {
@@ -226,6 +242,20 @@ mod tests {
             pids.push(p.process.pid);
         }
         assert_eq!(pids, [1, 2, 2889, 2897, 2899, 2900, 99998]);
+        shutdown.cancel();
+        running.await.unwrap().unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_connections_source_publishes_each_socket() {
+        let source = ConnectionsSource::new(fixture("handmade-2.6.32"), Duration::from_millis(20));
+        let (ctx, mut rx) = SourceContext::for_test("connections", 64);
+        let shutdown = ctx.shutdown.clone();
+        let running = tokio::spawn(async move { source.start(ctx).await });
+        for _ in 0..5 {
+            let event = rx.recv().await.unwrap();
+            assert_eq!(event.kind(), EventKind::Connection);
+        }
         shutdown.cancel();
         running.await.unwrap().unwrap();
     }
