@@ -8,7 +8,9 @@
 use std::{path::PathBuf, sync::Arc};
 
 use anyhow::Context;
-use vigil_collect::{ConnectionsSource, NetworkSource, ProcRoot, ProcessSource, SystemSource};
+use vigil_collect::{
+    ConnectionsSource, NetworkSource, ProcRoot, ProcessLifecycleSource, ProcessSource, SystemSource,
+};
 use vigil_core::{CancellationToken, ComponentError, Filter, Listener, async_trait, event::Event};
 use vigil_listen::JsonLinesConfig;
 use vigil_runtime::{FileStateStore, RunReport, Runtime, RuntimeBuilder, default_host};
@@ -63,6 +65,10 @@ fn register_sources(builder: &mut RuntimeBuilder, config: &Config) -> anyhow::Re
     }
     if sources.connections.enabled {
         let source = ConnectionsSource::new(root(), sources.connections.interval);
+        builder.register_source(Arc::new(source))?;
+    }
+    if sources.process_lifecycle.enabled {
+        let source = ProcessLifecycleSource::new(root(), sources.process_lifecycle.interval);
         builder.register_source(Arc::new(source))?;
     }
     Ok(())

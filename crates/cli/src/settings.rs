@@ -206,6 +206,10 @@ pub struct SourcesSection {
     pub process: ProcessSourceConfig,
     /// Every TCP and UDP socket with its owning process (`connection` events).
     pub connections: ConnectionsSourceConfig,
+    /// Process start and exit (`process` events), and findings for suspicious processes: a
+    /// deleted executable, an executable in a world-writable directory, a name that does not
+    /// match the executable.
+    pub process_lifecycle: ProcessLifecycleSourceConfig,
 }
 
 /// Declares a host collector's section: `enabled` and `interval`, with their defaults.
@@ -261,6 +265,14 @@ collector_section!(
     ConnectionsSourceConfig,
     Duration::from_secs(60),
     "How often to publish the sockets."
+);
+
+collector_section!(
+    /// The `process_lifecycle` source.
+    ProcessLifecycleSourceConfig,
+    Duration::from_secs(1),
+    "How often to compare the process table with the previous one; a process that starts and \
+     exits between two polls is not seen."
 );
 
 /// The `agent` status source.

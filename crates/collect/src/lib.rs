@@ -10,6 +10,7 @@
 //! | `network` | [`NetworkCollector`] | `network_metric`: interfaces, TCP states (IPv4, IPv6), listening ports |
 //! | `connections` | [`ConnectionCollector`] | `connection`: one per TCP/UDP socket, with its owning pid and process |
 //! | `process` | [`ProcessCollector`] | `process` (phase `snapshot`): one per process, with CPU, memory, I/O, fds, children |
+//! | `process_lifecycle` | [`LifecycleTracker`] | `process` (phases `start`, `exit`) by polling, and `finding`s for a deleted executable, an executable in a world-writable directory, a name that is not the executable's |
 //!
 //! All parsing goes through the `procfs` crate's `FromRead` parsers and `*_with_root`
 //! constructors, against a [`ProcRoot`]: the live `/proc`, or a captured tree under
@@ -20,6 +21,7 @@
 
 mod connections;
 mod disks;
+mod lifecycle;
 mod network;
 mod proc_root;
 mod process;
@@ -31,13 +33,16 @@ pub use connections::{
     ConnectionCollector, ConnectionFilter, SERVICES, is_listening, service_ports,
 };
 pub use disks::{FsSpace, StatFs, is_real_mount, is_whole_disk, statvfs};
+pub use lifecycle::LifecycleTracker;
 pub use network::{NetworkCollector, is_loopback, tcp_state_name};
 pub use proc_root::ProcRoot;
 pub use process::{
     ProcessCollector, ProcessRecord, ResourceSummary, Suspicion, exe_file_name, find_by_name,
     is_world_writable, summarize, suspicions,
 };
-pub use sources::{ConnectionsSource, NetworkSource, ProcessSource, SystemSource};
+pub use sources::{
+    ConnectionsSource, NetworkSource, ProcessLifecycleSource, ProcessSource, SystemSource,
+};
 pub use system::{
     CpuModes, DEFAULT_DISK_DEADLINE, KernelCounters, MemoryBytes, SystemCollector, SystemReading,
 };

@@ -12,7 +12,10 @@ use vigil_event::Payload;
 
 use vigil_event::{ProcessEvent, ProcessPhase};
 
-use crate::{ConnectionCollector, NetworkCollector, ProcRoot, ProcessCollector, SystemCollector};
+use crate::{
+    ConnectionCollector, LifecycleTracker, NetworkCollector, ProcRoot, ProcessCollector,
+    SystemCollector,
+};
 
 /// Something that turns one sample into payloads.
 pub(crate) trait Sampler: Send + 'static {
@@ -45,6 +48,12 @@ impl Sampler for ProcessCollector {
 impl Sampler for ConnectionCollector {
     fn sample(&mut self) -> Vec<Payload> {
         self.collect().into_iter().map(Payload::Connection).collect()
+    }
+}
+
+impl Sampler for LifecycleTracker {
+    fn sample(&mut self) -> Vec<Payload> {
+        self.poll()
     }
 }
 
@@ -185,6 +194,17 @@ polling_source!(
     "connections",
     SourceCapabilities::NETWORK | SourceCapabilities::PROCESS | SourceCapabilities::SYSTEM_WIDE,
     ConnectionCollector::new
+);
+
+polling_source!(
+    /// The `process_lifecycle` source: a `process` event for each process start and exit (by
+    /// polling), and a warning finding for each process with a deleted executable, an
+    /// executable in a world-writable directory, or a name that is not its executable's.
+    ProcessLifecycleSource,
+    LifecycleTracker,
+    "process_lifecycle",
+    SourceCapabilities::PROCESS | SourceCapabilities::SYSTEM_WIDE,
+    LifecycleTracker::new
 );
 
 impl SystemSource {
