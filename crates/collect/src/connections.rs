@@ -5,7 +5,7 @@
 //! owner cannot be seen (another user's process, when not root) has no pid.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     net::{IpAddr, SocketAddr},
 };
 
@@ -100,23 +100,43 @@ pub fn is_listening(it: &ConnectionInfo) -> bool {
 }
 
 /// Reads sockets and their owners.
+///
+/// Finding owners means reading the `fd` links of every process, the dearest part of a cycle.
+/// So the collector remembers owners between calls and walks the links again only when a
+/// socket appears whose owner it does not know (or whose remembered owner has exited); a socket
+/// whose owner a full walk could not see is remembered as such, so it does not cause a walk on
+/// every call.
 #[derive(Debug, Clone)]
 pub struct ConnectionCollector {
     root: ProcRoot,
+    owners: HashMap<u64, (u32, Option<String>)>,
+    unowned: HashSet<u64>,
 }
 
 impl ConnectionCollector {
     /// A collector reading `root`.
     pub fn new(root: ProcRoot) -> ConnectionCollector {
-        ConnectionCollector { root }
+        ConnectionCollector { root, owners: HashMap::new(), unowned: HashSet::new() }
     }
 
     /// Every socket, with its owner where visible.
-    pub fn collect(&self) -> Vec<ConnectionInfo> {
+    pub fn collect(&mut self) -> Vec<ConnectionInfo> {
         let mut sockets = self.sockets();
-        let owners = self.socket_owners();
+        let inodes: HashSet<u64> = sockets.iter().filter_map(|it| it.inode).collect();
+        self.owners.retain(|inode, (pid, _)| {
+            inodes.contains(inode) && self.root.join(pid.to_string()).exists()
+        });
+        self.unowned.retain(|inode| inodes.contains(inode));
+        let unknown =
+            inodes.iter().any(|it| !self.owners.contains_key(it) && !self.unowned.contains(it));
+        if unknown {
+            self.owners = self.socket_owners();
+            self.owners.retain(|inode, _| inodes.contains(inode));
+            self.unowned =
+                inodes.iter().filter(|it| !self.owners.contains_key(it)).copied().collect();
+        }
         for it in &mut sockets {
-            if let Some((pid, name)) = it.inode.and_then(|inode| owners.get(&inode)) {
+            if let Some((pid, name)) = it.inode.and_then(|inode| self.owners.get(&inode)) {
                 it.pid = Some(*pid);
                 it.process_name = name.clone();
             }
@@ -128,6 +148,23 @@ impl ConnectionCollector {
     pub fn sockets(&self) -> Vec<ConnectionInfo> {
         let mut out = Vec::new();
         for (file, protocol) in [("net/tcp", "tcp"), ("net/tcp6", "tcp6")] {
+            if self.root.is_live()
+                && let Ok(sockets) = crate::sock_diag::tcp_sockets(protocol == "tcp6")
+            {
+                out.extend(sockets.into_iter().filter_map(|it| {
+                    let state = TcpState::from_u8(it.state)?;
+                    Some(ConnectionInfo {
+                        protocol: protocol.to_owned(),
+                        local: it.local,
+                        remote: it.remote,
+                        state: tcp_state_name(&state).to_owned(),
+                        inode: (it.inode != 0 && state != TcpState::TimeWait).then_some(it.inode),
+                        pid: None,
+                        process_name: None,
+                    })
+                }));
+                continue;
+            }
             let Some(entries) = self.root.read_si::<TcpNetEntries>(file) else { continue };
             out.extend(entries.0.into_iter().map(|it| ConnectionInfo {
                 protocol: protocol.to_owned(),
@@ -183,7 +220,9 @@ mod tests {
 
     #[test]
     fn debian12_sockets_are_joined_to_their_owners() {
-        let all = ConnectionCollector::new(fixture("debian12-6.18")).collect();
+        let mut collector = ConnectionCollector::new(fixture("debian12-6.18"));
+        let all = collector.collect();
+        assert_eq!(collector.collect(), all, "remembered owners give the same answer");
         let listener = all
             .iter()
             .find(|it| it.pid == Some(2900))
@@ -202,6 +241,7 @@ mod tests {
     #[test]
     fn old_kernel_sockets_and_filters() {
         let all = ConnectionCollector::new(fixture("handmade-2.6.32")).collect();
+        // (No process in this fixture: every socket is remembered as unowned.)
         assert_eq!(all.len(), 5);
         assert!(all.iter().all(|it| it.pid.is_none()), "no processes in this fixture");
         let count = |filter: ConnectionFilter| all.iter().filter(|it| filter.matches(it)).count();

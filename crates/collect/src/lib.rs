@@ -26,6 +26,7 @@ mod network;
 mod proc_root;
 mod process;
 pub mod prometheus;
+mod sock_diag;
 mod sources;
 mod system;
 

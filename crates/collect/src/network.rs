@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use procfs::net::{InterfaceDeviceStatus, TcpNetEntries, TcpState};
-use vigil_event::{InterfaceStats, NetworkMetrics};
+use vigil_event::{ConnectionInfo, InterfaceStats, NetworkMetrics};
 
 use crate::ProcRoot;
 
@@ -48,6 +48,28 @@ impl NetworkCollector {
 
     /// Takes one sample.
     pub fn collect(&self) -> NetworkMetrics {
+        let mut metrics = self.interfaces();
+        let mut tcp = Vec::new();
+        for (file, v6) in [("net/tcp", false), ("net/tcp6", true)] {
+            if self.root.is_live()
+                && let Ok(sockets) = crate::sock_diag::tcp_sockets(v6)
+            {
+                tcp.extend(
+                    sockets
+                        .into_iter()
+                        .filter_map(|it| Some((v6, TcpState::from_u8(it.state)?, it.local.port()))),
+                );
+                continue;
+            }
+            let Some(entries) = self.root.read_si::<TcpNetEntries>(file) else { continue };
+            tcp.extend(entries.0.into_iter().map(|it| (v6, it.state, it.local_address.port())));
+        }
+        count_tcp(&mut metrics, tcp);
+        metrics
+    }
+
+    /// Interface counters and totals only.
+    fn interfaces(&self) -> NetworkMetrics {
         let mut metrics = NetworkMetrics::default();
         if let Some(devices) = self.root.read::<InterfaceDeviceStatus>("net/dev") {
             let mut interfaces: Vec<InterfaceStats> = devices
@@ -80,24 +102,40 @@ impl NetworkCollector {
             metrics.totals = Some(total);
             metrics.interfaces = interfaces;
         }
-
-        let mut listening = BTreeSet::new();
-        for (file, states) in
-            [("net/tcp", &mut metrics.tcp4_states), ("net/tcp6", &mut metrics.tcp6_states)]
-        {
-            let Some(entries) = self.root.read_si::<TcpNetEntries>(file) else { continue };
-            for entry in &entries.0 {
-                let name = tcp_state_name(&entry.state);
-                *states.entry(name.to_owned()).or_insert(0) += 1;
-                if entry.state == TcpState::Listen {
-                    listening.insert(entry.local_address.port());
-                }
-            }
-        }
-        metrics.tcp_states = merge(&metrics.tcp4_states, &metrics.tcp6_states);
-        metrics.listening_ports = listening.into_iter().collect();
         metrics
     }
+
+    /// Like [`collect`](Self::collect), but counting TCP states from sockets the caller has
+    /// already read (with [`ConnectionCollector`](crate::ConnectionCollector)), so a cycle that
+    /// runs both reads the TCP tables once: on a host with large hash tables each read of
+    /// `net/tcp` costs about a millisecond, however few sockets there are.
+    pub fn collect_with_sockets(&self, sockets: &[ConnectionInfo]) -> NetworkMetrics {
+        let mut metrics = self.interfaces();
+        let tcp = sockets.iter().filter(|it| it.protocol.starts_with("tcp")).filter_map(|it| {
+            let state = TcpState::from_u8(tcp_state_code(&it.state)?)?;
+            Some((it.protocol == "tcp6", state, it.local.port()))
+        });
+        count_tcp(&mut metrics, tcp);
+        metrics
+    }
+}
+
+/// The kernel's code of a TCP state name, the inverse of [`tcp_state_name`].
+fn tcp_state_code(name: &str) -> Option<u8> {
+    (1..=12u8).find(|code| TcpState::from_u8(*code).is_some_and(|it| tcp_state_name(&it) == name))
+}
+
+fn count_tcp(metrics: &mut NetworkMetrics, tcp: impl IntoIterator<Item = (bool, TcpState, u16)>) {
+    let mut listening = BTreeSet::new();
+    for (v6, state, port) in tcp {
+        let states = if v6 { &mut metrics.tcp6_states } else { &mut metrics.tcp4_states };
+        *states.entry(tcp_state_name(&state).to_owned()).or_insert(0) += 1;
+        if state == TcpState::Listen {
+            listening.insert(port);
+        }
+    }
+    metrics.tcp_states = merge(&metrics.tcp4_states, &metrics.tcp6_states);
+    metrics.listening_ports = listening.into_iter().collect();
 }
 
 fn merge(a: &BTreeMap<String, u64>, b: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
@@ -137,6 +175,17 @@ mod tests {
         assert_eq!(m.tcp6_states.get("LISTEN"), Some(&1));
         assert_eq!(m.tcp_states.get("LISTEN"), Some(&3));
         assert_eq!(m.listening_ports, [22, 80, 5432]);
+    }
+
+    #[test]
+    fn states_from_already_read_sockets_match_a_fresh_read() {
+        for name in ["debian12-6.18", "handmade-2.6.32"] {
+            let collector = NetworkCollector::new(fixture(name));
+            let sockets = crate::ConnectionCollector::new(fixture(name)).sockets();
+            assert_eq!(collector.collect_with_sockets(&sockets), collector.collect(), "{name}");
+        }
+        assert_eq!(tcp_state_code("TIME_WAIT"), Some(6));
+        assert_eq!(tcp_state_code("UNCONN"), None);
     }
 
     #[test]

@@ -88,6 +88,12 @@ impl ProcRoot {
         self.is_procfs
     }
 
+    /// Whether this is the host's own `/proc`, so kernel interfaces other than files (netlink)
+    /// describe the same system.
+    pub fn is_live(&self) -> bool {
+        self.is_procfs && self.path == Path::new("/proc")
+    }
+
     /// The facts `procfs` parsers take.
     pub fn system_info(&self) -> &ExplicitSystemInfo {
         &self.info
