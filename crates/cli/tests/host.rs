@@ -317,3 +317,150 @@ fn run_emits_start_and_exit_for_a_child_the_test_starts_and_kills() {
     .unwrap();
     assert!(agent.wait().unwrap().success());
 }
+
+/// Series of a Prometheus text exposition: `name{sorted labels}` → value.
+fn exposition(text: &str) -> std::collections::BTreeMap<String, f64> {
+    let mut out = std::collections::BTreeMap::new();
+    for line in text.lines().filter(|it| !it.starts_with('#') && !it.trim().is_empty()) {
+        let Some((series, value)) = line.rsplit_once(' ') else { continue };
+        let Ok(value) = value.parse::<f64>() else { continue };
+        let key = match series.split_once('{') {
+            Some((name, labels)) => {
+                let mut labels: Vec<&str> =
+                    labels.trim_end_matches('}').split(',').filter(|it| !it.is_empty()).collect();
+                labels.sort_unstable();
+                format!("{name}{{{}}}", labels.join(","))
+            }
+            None => series.to_owned(),
+        };
+        out.insert(key, value);
+    }
+    out
+}
+
+/// GET /metrics from a local node_exporter, over a plain TCP stream.
+fn scrape(port: u16) -> std::collections::BTreeMap<String, f64> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
+    assert!(head.starts_with("HTTP/1.") && head.contains(" 200 "), "{head}");
+    exposition(body)
+}
+
+/// node_exporter (Debian's prometheus-node-exporter, installed by scripts/test) on a free
+/// loopback port; killed when dropped.
+struct NodeExporter {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl NodeExporter {
+    fn start() -> NodeExporter {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = program("prometheus-node-exporter")
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("prometheus-node-exporter is installed (scripts/test installs it)");
+        // Dropping the guard kills and reaps the exporter on every path, the panic included.
+        let exporter = NodeExporter { child, port };
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return exporter;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("node_exporter did not listen on {port}");
+    }
+}
+
+impl Drop for NodeExporter {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn metrics_prometheus_agrees_with_node_exporter() {
+    let exporter = NodeExporter::start();
+    let before = scrape(exporter.port);
+    let out = run_ok(&mut vigil(&["metrics", "--prometheus"]));
+    let ours = exposition(&String::from_utf8(out.stdout).unwrap());
+    let after = scrape(exporter.port);
+
+    // The series both print (same name and labels). Device choices differ a little (this
+    // node_exporter leaves out loopback and keeps zram disks), so compare the intersection and
+    // check that it covers every family that matters.
+    let shared: Vec<&String> = ours.keys().filter(|key| before.contains_key(*key)).collect();
+    for name in [
+        "node_load1",
+        "node_load15",
+        "node_memory_MemTotal_bytes",
+        "node_memory_MemAvailable_bytes",
+        "node_cpu_seconds_total{cpu=\"0\",mode=\"idle\"}",
+        "node_cpu_seconds_total{cpu=\"0\",mode=\"user\"}",
+        "node_network_receive_bytes_total{",
+        "node_network_transmit_bytes_total{",
+        "node_context_switches_total",
+        "node_boot_time_seconds",
+    ] {
+        assert!(shared.iter().any(|it| it.starts_with(name)), "{name} not shared: {shared:?}");
+    }
+    let their_root = before.keys().any(|it| {
+        it.starts_with("node_filesystem_avail_bytes{") && it.contains("mountpoint=\"/\"")
+    });
+    let our_root = shared.iter().any(|it| {
+        it.starts_with("node_filesystem_avail_bytes{") && it.contains("mountpoint=\"/\"")
+    });
+    assert_eq!(our_root, their_root, "the root filesystem is reported by both or neither");
+    let our_disks = ours.keys().filter(|it| it.starts_with("node_disk_read_bytes_total{"));
+    for key in our_disks {
+        assert!(before.contains_key(key), "{key}: a disk node_exporter does not report");
+    }
+
+    // Counters: node_exporter's value before ≤ ours ≤ its value after.
+    let counters = [
+        "node_cpu_seconds_total",
+        "node_context_switches_total",
+        "node_forks_total",
+        "node_network_receive_bytes_total",
+        "node_network_transmit_bytes_total",
+        "node_network_receive_packets_total",
+        "node_disk_read_bytes_total",
+        "node_disk_written_bytes_total",
+    ];
+    for key in shared.iter().filter(|it| counters.iter().any(|c| it.split('{').next() == Some(c))) {
+        let (low, value, high) = (before[*key], ours[*key], after[*key]);
+        // /proc/stat counts CPU time in 10 ms ticks; both sides divide the same ticks.
+        assert!(low - 0.011 <= value && value <= high + 0.011, "{key}: {low} <= {value} <= {high}");
+    }
+
+    // Gauges: equal where both read the same number, close where it moves.
+    let exact =
+        ["node_memory_MemTotal_bytes", "node_memory_SwapTotal_bytes", "node_boot_time_seconds"];
+    for key in exact {
+        assert_eq!(ours.get(key), before.get(key), "{key}");
+    }
+    for key in shared.iter().filter(|it| it.starts_with("node_filesystem_size_bytes")) {
+        assert_eq!(ours[*key], before[*key], "{key}");
+    }
+    let close = |key: &str, relative: f64, absolute: f64| {
+        let (Some(a), Some(b)) = (ours.get(key), before.get(key)) else {
+            panic!("{key} missing from one side")
+        };
+        let tolerance = absolute.max(b.abs() * relative);
+        assert!((a - b).abs() <= tolerance, "{key}: vigil {a}, node_exporter {b}");
+    };
+    close("node_memory_MemAvailable_bytes", 0.05, 0.0);
+    close("node_memory_MemFree_bytes", 0.05, 0.0);
+    close("node_load1", 0.0, 2.0);
+    close("node_load15", 0.0, 1.0);
+    for key in shared.iter().filter(|it| it.starts_with("node_filesystem_avail_bytes")) {
+        close(key, 0.01, 64.0 * 1024.0 * 1024.0);
+    }
+}
