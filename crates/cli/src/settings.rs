@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use vigil_detect::ReportConfig;
 use vigil_listen::{JsonLinesConfig, LogListenerConfig};
 use vigil_runtime::{DropPolicy, RuntimeConfig};
+use vigil_tail::TailConfig;
 
 /// Vigil agent configuration.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -192,12 +193,34 @@ pub enum LogFormat {
 }
 
 /// Built-in sources.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct SourcesSection {
     /// The agent's own health, published as `agent_status` events at start and at every health
     /// check.
     pub agent: AgentSourceConfig,
+    /// Log files to follow, as named instances (`[sources.files.auth]`): each line becomes a
+    /// log event from the source `files.<name>`; checkpoints survive restarts and rotation.
+    pub files: BTreeMap<String, TailConfig>,
+}
+
+impl Default for SourcesSection {
+    fn default() -> Self {
+        SourcesSection {
+            agent: AgentSourceConfig::default(),
+            // A disabled instance, so the generated example shows every key.
+            files: [(
+                "auth".to_owned(),
+                TailConfig {
+                    enabled: false,
+                    paths: vec!["/var/log/auth.log".to_owned()],
+                    ..TailConfig::default()
+                },
+            )]
+            .into_iter()
+            .collect(),
+        }
+    }
 }
 
 /// The `agent` status source.

@@ -208,7 +208,7 @@ async fn run_model(ops: Vec<Op>) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 24, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 48, failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
     fn every_line_is_delivered_exactly_once_in_order(ops in proptest::collection::vec(op(), 1..40)) {
