@@ -18,7 +18,7 @@
 //! blocking thread.
 
 use std::{
-    collections::{BTreeMap, VecDeque},
+    collections::{BTreeMap, HashSet, VecDeque},
     fs::{self, File},
     io::{self, ErrorKind, Read, Seek, SeekFrom},
     os::unix::fs::{FileExt, MetadataExt},
@@ -319,6 +319,30 @@ pub(crate) struct Tailer {
     fresh: bool,
     discovered_once: bool,
     saved: Option<Vec<FileCheckpoint>>,
+    errors: ErrorLog,
+}
+
+/// Reports a problem once while it persists, not at every poll (an unreadable file, a full
+/// disk).
+#[derive(Default)]
+struct ErrorLog {
+    before: HashSet<String>,
+    now: HashSet<String>,
+}
+
+impl ErrorLog {
+    fn next_poll(&mut self) {
+        std::mem::swap(&mut self.before, &mut self.now);
+        self.now.clear();
+    }
+
+    fn report(&mut self, tel: &Telemetry, error: &TailError) {
+        let key = error.to_string();
+        let new = !self.before.contains(&key);
+        if self.now.insert(key) && new {
+            tel.emit(&TailEvent::Error { error });
+        }
+    }
 }
 
 impl Tailer {
@@ -349,6 +373,7 @@ impl Tailer {
             fresh,
             discovered_once: false,
             saved: None,
+            errors: ErrorLog::default(),
         };
         for entry in entries {
             tailer.restore(&entry);
@@ -460,7 +485,7 @@ impl Tailer {
             Ok(it) => it,
             Err(err) if err.kind() == ErrorKind::NotFound => return,
             Err(err) => {
-                self.tel.emit(&TailEvent::Error { error: &TailError::io(path, err) });
+                self.errors.report(&self.tel, &TailError::io(path, err));
                 return;
             }
         };
@@ -474,13 +499,14 @@ impl Tailer {
                 self.tel.emit(&TailEvent::FileAdded { path: &path });
                 self.groups.entry(path).or_default().active = Some(instance);
             }
-            Err(err) => self.tel.emit(&TailEvent::Error { error: &TailError::io(&*path, err) }),
+            Err(err) => self.errors.report(&self.tel, &TailError::io(&*path, err)),
         }
     }
 
     /// Checks every active file for rotation, reads new lines into `out` (at most about
     /// `budget`), and, when `discover` is set, looks for new matching files first.
     pub(crate) fn poll(&mut self, out: &mut Vec<Line>, budget: usize, discover: bool) {
+        self.errors.next_poll();
         if discover {
             self.discover();
         }
@@ -517,7 +543,7 @@ impl Tailer {
                 return;
             }
             Err(err) => {
-                self.tel.emit(&TailEvent::Error { error: &TailError::io(&**path, err) });
+                self.errors.report(&self.tel, &TailError::io(&**path, err));
                 return;
             }
         };
@@ -643,7 +669,7 @@ impl Tailer {
         }
         match self.store.save(&entries) {
             Ok(()) => self.saved = Some(entries),
-            Err(error) => self.tel.emit(&TailEvent::Error { error: &error }),
+            Err(error) => self.errors.report(&self.tel, &error),
         }
     }
 }

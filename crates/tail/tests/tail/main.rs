@@ -390,3 +390,37 @@ async fn on_publish_acknowledges_what_the_bus_accepted_and_in_flight_lines_are_c
     shutdown.cancel();
     task.await.unwrap().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_decoder_shapes_events_and_skipped_lines_still_advance_the_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    append(&log, b"# comment\nuser=root\n# another\n");
+    let cfg = config(dir.path(), &["app.log"]);
+    let ack = AckHandle::new();
+    let decoder: vigil_tail::Decoder = Arc::new(|ctx: &vigil_tail::LineContext<'_>, line: &str| {
+        if line.starts_with('#') {
+            return None;
+        }
+        let log = vigil_core::event::LogEvent {
+            action: Some("custom".into()),
+            user: line.strip_prefix("user=").map(str::to_owned),
+            raw: Some(line.to_owned()),
+            ..vigil_core::event::LogEvent::new(format!("parsed:{}", ctx.path.display()), line)
+        };
+        Some(Payload::Log(log))
+    });
+    let source = cfg
+        .build("files.test", dir.path(), AckMode::External(ack.clone()))
+        .unwrap()
+        .unwrap()
+        .with_decoder(decoder);
+    let delivered = Delivered::default();
+    let run = start_source(source, ack, &delivered).await;
+    wait_for_lines(&delivered, &["user=root"]).await;
+    let got = &delivered.all()[0];
+    assert_eq!((got.offset, got.end), (10, 20));
+    run.stop().await;
+    let checkpoint = fs::read_to_string(dir.path().join("checkpoints/files.test.json")).unwrap();
+    assert!(checkpoint.contains("\"offset\": 30"), "skipped lines count as done: {checkpoint}");
+}
