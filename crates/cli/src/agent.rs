@@ -14,6 +14,7 @@ use vigil_collect::{
 use vigil_core::{CancellationToken, ComponentError, Filter, Listener, async_trait, event::Event};
 use vigil_listen::JsonLinesConfig;
 use vigil_runtime::{FileStateStore, RunReport, Runtime, RuntimeBuilder, default_host};
+use vigil_tail::AckMode;
 
 use crate::settings::Config;
 
@@ -39,14 +40,18 @@ pub fn build(config: &Config, options: &RunOptions) -> anyhow::Result<Runtime> {
         .host(host)
         .state_store(Arc::new(store))
         .with_status_events(config.sources.agent.enabled);
-    register_sources(&mut builder, config)?;
+    register_sources(&mut builder, config, &state_dir)?;
     register_detectors(&mut builder, config)?;
     register_listeners(&mut builder, config, options)?;
     tracing::info!(state_dir = %state_dir.display(), "Agent configured");
     Ok(builder.build())
 }
 
-fn register_sources(builder: &mut RuntimeBuilder, config: &Config) -> anyhow::Result<()> {
+fn register_sources(
+    builder: &mut RuntimeBuilder,
+    config: &Config,
+    state_dir: &std::path::Path,
+) -> anyhow::Result<()> {
     let sources = &config.sources;
     let root = ProcRoot::live;
     if sources.system.enabled {
@@ -70,6 +75,16 @@ fn register_sources(builder: &mut RuntimeBuilder, config: &Config) -> anyhow::Re
     if sources.process_lifecycle.enabled {
         let source = ProcessLifecycleSource::new(root(), sources.process_lifecycle.interval);
         builder.register_source(Arc::new(source))?;
+    }
+    for (name, it) in &config.sources.files {
+        let name = format!("files.{name}");
+        // No durable sink yet: a line counts as delivered once the bus accepted it.
+        let built = it
+            .build(&name, state_dir, AckMode::OnPublish)
+            .with_context(|| format!("source {name}"))?;
+        if let Some(source) = built {
+            builder.register_source(Arc::new(source))?;
+        }
     }
     Ok(())
 }

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use vigil_detect::ReportConfig;
 use vigil_listen::{JsonLinesConfig, LogListenerConfig};
 use vigil_runtime::{DropPolicy, RuntimeConfig};
+use vigil_tail::TailConfig;
 
 /// Vigil agent configuration.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -192,7 +193,7 @@ pub enum LogFormat {
 }
 
 /// Built-in sources.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct SourcesSection {
     /// The agent's own health, published as `agent_status` events at start and at every health
@@ -210,6 +211,33 @@ pub struct SourcesSection {
     /// deleted executable, an executable in a world-writable directory, a name that does not
     /// match the executable.
     pub process_lifecycle: ProcessLifecycleSourceConfig,
+    /// Log files to follow, as named instances (`[sources.files.auth]`): each line becomes a
+    /// log event from the source `files.<name>`; checkpoints survive restarts and rotation.
+    pub files: BTreeMap<String, TailConfig>,
+}
+
+impl Default for SourcesSection {
+    fn default() -> Self {
+        SourcesSection {
+            agent: AgentSourceConfig::default(),
+            system: SystemSourceConfig::default(),
+            network: NetworkSourceConfig::default(),
+            process: ProcessSourceConfig::default(),
+            connections: ConnectionsSourceConfig::default(),
+            process_lifecycle: ProcessLifecycleSourceConfig::default(),
+            // A disabled instance, so the generated example shows every key.
+            files: [(
+                "auth".to_owned(),
+                TailConfig {
+                    enabled: false,
+                    paths: vec!["/var/log/auth.log".to_owned()],
+                    ..TailConfig::default()
+                },
+            )]
+            .into_iter()
+            .collect(),
+        }
+    }
 }
 
 /// Declares a host collector's section: `enabled` and `interval`, with their defaults.

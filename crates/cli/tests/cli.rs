@@ -260,3 +260,54 @@ fn a_shutdown_that_passes_its_deadline_exits_1() {
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
     assert!(err.contains("Shutdown timeout passed"), "{err}");
 }
+
+#[test]
+fn run_prints_log_events_for_lines_appended_to_a_followed_file() {
+    let home = tempfile::tempdir().unwrap();
+    let log = home.path().join("auth.log");
+    std::fs::write(&log, "first line\n").unwrap();
+    let paths = format!("[{:?}]", log.to_str().unwrap());
+    let mut child = spawn_agent(
+        home.path(),
+        &[
+            ("VIGIL_SOURCES__FILES__AUTH__PATHS", &paths),
+            ("VIGIL_SOURCES__FILES__AUTH__START_AT", "beginning"),
+            ("VIGIL_SOURCES__FILES__AUTH__POLL_INTERVAL", "20ms"),
+        ],
+    );
+    // Read stdout on a thread so the test can give up instead of hanging.
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::sync_channel(1024);
+    std::thread::spawn(move || {
+        for line in stdout.lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut messages = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut appended = false;
+    while messages.len() < 2 && Instant::now() < deadline {
+        let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) else { continue };
+        let event: serde_json::Value = serde_json::from_str(&line).expect("a JSON line");
+        if event["kind"] == "log" {
+            assert_eq!(event["source"], "files.auth");
+            assert!(event["payload"]["origin"]["stream"].as_str().unwrap().starts_with("file:"));
+            messages.push(event["payload"]["message"].as_str().unwrap().to_owned());
+            if !appended {
+                let mut file = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+                file.write_all(b"Failed password for root from 203.0.113.9 port 22 ssh2\n")
+                    .unwrap();
+                appended = true;
+            }
+        }
+    }
+    signal(&child, rustix::process::Signal::TERM);
+    let status = child.wait().unwrap();
+    assert_eq!(messages, ["first line", "Failed password for root from 203.0.113.9 port 22 ssh2"]);
+    assert!(status.success(), "{status:?}");
+    let checkpoint =
+        std::fs::read_to_string(home.path().join("vigil/checkpoints/files.auth.json")).unwrap();
+    assert!(checkpoint.contains("\"offset\": 66"), "{checkpoint}");
+}

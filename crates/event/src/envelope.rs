@@ -145,6 +145,7 @@ mod tests {
                 ip: Some(addr.ip()),
                 user: Some("root".into()),
                 port: Some(4242),
+                origin: Some(LineOrigin { stream: "file:1:2:ab".into(), offset: 10, end: 42 }),
                 ..LogEvent::new("sshd", "Failed password for root")
             }),
         );
@@ -216,6 +217,7 @@ mod tests {
         }
         let json = round_trip(&enriched);
         assert_eq!(json["payload"]["ip"], "192.0.2.7");
+        assert_eq!(json["payload"]["origin"]["offset"], 10);
         assert_eq!(json["enrichment"]["trace"]["tracers"][0]["tracer"], "ip");
         seen.insert(enriched.kind());
         assert_eq!(seen, EventKindSet::all(), "a kind is missing from the round-trip test");

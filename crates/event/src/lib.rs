@@ -42,7 +42,8 @@ pub use finding::{Finding, FindingLevel};
 pub use kind::{EventKind, EventKindSet};
 pub use payload::{
     AgentStatus, ApiRecord, ComponentStatus, ConnectionInfo, DiskIo, DiskUsage, InterfaceStats,
-    LogEvent, NetworkMetrics, Payload, ProcessEvent, ProcessInfo, ProcessPhase, SystemMetrics,
+    LineOrigin, LogEvent, NetworkMetrics, Payload, ProcessEvent, ProcessInfo, ProcessPhase,
+    SystemMetrics,
 };
 pub use severity::Severity;
 pub use summary::one_line;

@@ -326,6 +326,24 @@ pub struct LogEvent {
     /// The whole raw line.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub raw: Option<String>,
+    /// Where the line was read: filled by the tailer, absent for lines from elsewhere.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<LineOrigin>,
+}
+
+/// Where a log line came from: the file instance it was read from and its byte range there.
+///
+/// `stream` + `offset` identify a line uniquely and stay the same when it is read again after a
+/// restart, so a store can use them as an idempotency key; acknowledging a line by its origin
+/// lets the tailer advance its checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct LineOrigin {
+    /// The file instance, e.g. `file:<dev>:<inode>:<fingerprint hex>`.
+    pub stream: String,
+    /// Byte offset of the line's first byte.
+    pub offset: u64,
+    /// Byte offset just after the line's newline.
+    pub end: u64,
 }
 
 impl LogEvent {

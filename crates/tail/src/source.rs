@@ -1,0 +1,242 @@
+//! The tail source's async loop: poll the files on a blocking thread, turn lines into events
+//! through the decoder, send them in batches, and commit what was acknowledged.
+
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+};
+
+use vigil_core::{
+    ComponentError, Event, EventSource, SourceCapabilities, SourceContext, async_trait,
+};
+use vigil_event::{LineOrigin, LogEvent, Payload};
+
+use crate::{
+    AckMode, TailConfig, TailStats,
+    ack::AckShared,
+    checkpoint::CheckpointStore,
+    events::{Counters, TailTelemetry, Telemetry},
+    tailer::{Line, Tailer},
+};
+
+/// Most events per `send_batch`.
+const BATCH: usize = 512;
+
+/// What a decoder knows about a line besides its text.
+#[derive(Debug, Clone, Copy)]
+pub struct LineContext<'a> {
+    /// The source's name.
+    pub source: &'a str,
+    /// The watched path the line's file was found at.
+    pub path: &'a Path,
+    /// Where the line was read.
+    pub origin: &'a LineOrigin,
+    /// The line was longer than `max_line_bytes` and was cut.
+    pub truncated: bool,
+    /// The line was not valid UTF-8; the text has replacement characters.
+    pub invalid_utf8: bool,
+}
+
+/// Turns one line into a payload, or `None` to skip it (a skipped line counts as
+/// acknowledged). A log payload gets the line's origin filled in by the tailer.
+pub type Decoder = Arc<dyn Fn(&LineContext<'_>, &str) -> Option<Payload> + Send + Sync>;
+
+/// The default decoder: a generic log event whose message and raw text are the line and whose
+/// `source` is the source's name.
+pub fn generic_decoder() -> Decoder {
+    Arc::new(|ctx: &LineContext<'_>, line: &str| {
+        Some(Payload::Log(LogEvent {
+            raw: Some(line.to_owned()),
+            ..LogEvent::new(ctx.source, line)
+        }))
+    })
+}
+
+/// A cloneable view of a tail source's counters, usable after the source was handed over.
+#[derive(Debug, Clone)]
+pub struct TailStatsHandle(Arc<Counters>);
+
+impl TailStatsHandle {
+    /// The counters now.
+    pub fn snapshot(&self) -> TailStats {
+        self.0.snapshot()
+    }
+}
+
+/// Follows files and sends each line as an event (see the crate docs).
+pub struct TailSource {
+    name: String,
+    config: TailConfig,
+    checkpoint_dir: PathBuf,
+    ack: AckMode,
+    shared: Arc<AckShared>,
+    decoder: Decoder,
+    counters: Arc<Counters>,
+    sink: Option<Arc<dyn TailTelemetry>>,
+}
+
+impl TailSource {
+    /// A source called `name` keeping its checkpoint in `checkpoint_dir`. Prefer
+    /// [`TailConfig::build`], which validates the configuration first.
+    pub fn new(name: &str, config: TailConfig, checkpoint_dir: PathBuf, ack: AckMode) -> Self {
+        let shared = match &ack {
+            AckMode::OnPublish => Arc::default(),
+            AckMode::External(handle) => handle.shared.clone(),
+        };
+        TailSource {
+            name: name.to_owned(),
+            config,
+            checkpoint_dir,
+            ack,
+            shared,
+            decoder: generic_decoder(),
+            counters: Arc::default(),
+            sink: None,
+        }
+    }
+
+    /// Uses `decoder` to turn lines into payloads (a parser).
+    #[must_use]
+    pub fn with_decoder(mut self, decoder: Decoder) -> Self {
+        self.decoder = decoder;
+        self
+    }
+
+    /// Also reports telemetry to `sink`.
+    #[must_use]
+    pub fn with_telemetry(mut self, sink: Arc<dyn TailTelemetry>) -> Self {
+        self.sink = Some(sink);
+        self
+    }
+
+    /// The counters now.
+    pub fn stats(&self) -> TailStats {
+        self.counters.snapshot()
+    }
+
+    /// A handle on the counters that outlives handing the source to the runtime.
+    pub fn stats_handle(&self) -> TailStatsHandle {
+        TailStatsHandle(self.counters.clone())
+    }
+
+    fn telemetry(&self) -> Telemetry {
+        Telemetry {
+            source: self.name.as_str().into(),
+            counters: self.counters.clone(),
+            sink: self.sink.clone(),
+        }
+    }
+
+    /// Turns lines into events; returns them with the origins to acknowledge once published.
+    fn decode(&self, ctx: &SourceContext, lines: Vec<Line>) -> (Vec<Event>, Vec<LineOrigin>) {
+        let mut events = Vec::with_capacity(lines.len());
+        let mut origins = Vec::with_capacity(lines.len());
+        let external = matches!(self.ack, AckMode::External(_));
+        for line in lines {
+            let origin =
+                LineOrigin { stream: line.stream.to_string(), offset: line.offset, end: line.end };
+            let line_ctx = LineContext {
+                source: &self.name,
+                path: &line.path,
+                origin: &origin,
+                truncated: line.truncated,
+                invalid_utf8: line.invalid_utf8,
+            };
+            let payload = (self.decoder)(&line_ctx, &line.text);
+            let waits_for_downstream = external && matches!(payload, Some(Payload::Log(_)));
+            if let Some(mut payload) = payload {
+                if let Payload::Log(log) = &mut payload {
+                    log.origin = Some(origin.clone());
+                }
+                events.push(ctx.event(payload));
+            }
+            if !waits_for_downstream {
+                origins.push(origin);
+            }
+        }
+        (events, origins)
+    }
+}
+
+#[async_trait]
+impl EventSource for TailSource {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn capabilities(&self) -> SourceCapabilities {
+        SourceCapabilities::LOG | SourceCapabilities::FILESYSTEM
+    }
+
+    async fn validate(&self) -> Result<(), ComponentError> {
+        if self.config.paths.is_empty() {
+            return Err(ComponentError::Config("no paths to follow".to_owned()));
+        }
+        std::fs::create_dir_all(&self.checkpoint_dir)
+            .map_err(|err| ComponentError::io(&self.checkpoint_dir, err))
+    }
+
+    async fn start(&self, ctx: SourceContext) -> Result<(), ComponentError> {
+        // A new run starts from the checkpoint; whatever was in flight is read again.
+        self.shared.clear();
+        let store = CheckpointStore::new(&self.checkpoint_dir, &self.name);
+        let (config, shared, tel) = (self.config.clone(), self.shared.clone(), self.telemetry());
+        let mut tailer = blocking(move || Tailer::open(config, store, shared, tel)).await?;
+        let max_in_flight = self.config.max_in_flight_lines;
+        let mut discover = true;
+        loop {
+            let budget = max_in_flight.saturating_sub(self.shared.in_flight());
+            let (t, lines) = blocking(move || {
+                let mut out = Vec::new();
+                tailer.poll(&mut out, budget, discover);
+                (tailer, out)
+            })
+            .await?;
+            tailer = t;
+            let more = !lines.is_empty();
+            let (events, origins) = self.decode(&ctx, lines);
+            let mut batches = events.into_iter().peekable();
+            while batches.peek().is_some() {
+                let batch: Vec<Event> = batches.by_ref().take(BATCH).collect();
+                tokio::select! {
+                    sent = ctx.out.send_batch(batch) => sent?,
+                    () = ctx.shutdown.cancelled() => break,
+                }
+            }
+            if !ctx.shutdown.is_cancelled() {
+                for origin in &origins {
+                    self.shared.ack(&origin.stream, origin.offset, origin.end);
+                }
+            }
+            tailer = blocking(move || {
+                tailer.commit();
+                tailer
+            })
+            .await?;
+            if ctx.shutdown.is_cancelled() {
+                break;
+            }
+            discover = !more;
+            if more {
+                tokio::task::yield_now().await;
+                continue;
+            }
+            tokio::select! {
+                () = tokio::time::sleep(self.config.poll_interval) => {}
+                () = self.shared.advanced(), if budget == 0 => {}
+                () = ctx.shutdown.cancelled() => break,
+            }
+        }
+        // Acknowledgements that arrived meanwhile still count.
+        blocking(move || tailer.commit()).await
+    }
+}
+
+/// Runs blocking file work off the async threads.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ComponentError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|err| ComponentError::msg(format!("tail worker failed: {err}")))
+}
