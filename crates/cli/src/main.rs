@@ -63,6 +63,13 @@ enum Command {
     /// Print, check or show configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Parse log lines with the built-in parsers and print what each one says.
+    ///
+    /// Prints one result per recognised line (text, or JSON with --json), or with --stats the
+    /// number of lines per action. Formats: auth.log/sshd, RFC 3164 and RFC 5424 syslog, kernel
+    /// firewall (UFW/iptables), fail2ban's log, nginx access and error logs, Django, and a
+    /// generic timestamp + level fallback; `auto` detects the format line by line.
+    Parse(commands::parse::Args),
 }
 
 #[derive(Debug, Subcommand)]
@@ -119,6 +126,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             tokio.shutdown_timeout(std::time::Duration::from_millis(100));
             Ok(if report.timed_out { ExitCode::from(EXIT_PROBLEMS) } else { ExitCode::SUCCESS })
         }
+        Command::Parse(args) => commands::parse::run(&args),
         Command::Config(ConfigCommand::Default) => {
             let text = config::render_default::<Config>();
             write_stdout(&text)?;
