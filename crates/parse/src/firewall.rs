@@ -6,7 +6,7 @@
 //! `[UFW AUDIT]`, `[UFW LIMIT BLOCK]`; other prefixes that mention DROP, BLOCK, REJECT or DENY
 //! are blocks, anything else is a plain `fw_log`.
 
-use crate::{Action, Clock, Parsed, syslog, time};
+use crate::{Action, Clock, Parsed, scan, syslog, time};
 
 /// Parses a kernel firewall line, syslog-wrapped or bare.
 pub fn parse<'a>(line: &'a str, clock: &Clock) -> Option<Parsed<'a>> {
@@ -26,22 +26,35 @@ pub fn parse<'a>(line: &'a str, clock: &Clock) -> Option<Parsed<'a>> {
 pub fn message(p: &mut Parsed<'_>) -> bool {
     let msg = p.message;
     let b = msg.as_bytes();
-    let Some(in_idx) = memchr::memmem::find(b, b"IN=") else { return false };
-    if in_idx > 0 && b[in_idx - 1] != b' ' && b[in_idx - 1] != b':' {
-        return false;
-    }
+    let in_idx = if b.starts_with(b"IN=") {
+        0
+    } else {
+        let Some(idx) = scan::find_sp(b, b" IN=") else { return false };
+        idx + 1
+    };
     let prefix = skip_uptime(&msg[..in_idx]);
     let fields = &msg[in_idx..];
     let (mut src, mut dst, mut proto, mut spt, mut dpt) = (None, None, None, None, None);
-    for token in fields.split(' ') {
-        let Some((key, value)) = token.split_once('=') else { continue };
-        match key {
-            "SRC" if src.is_none() => src = Some(value),
-            "DST" if dst.is_none() => dst = Some(value),
-            "PROTO" if proto.is_none() => proto = Some(value),
-            "SPT" if spt.is_none() => spt = Some(value),
-            "DPT" if dpt.is_none() => dpt = Some(value),
-            _ => {}
+    let fb = fields.as_bytes();
+    let mut start = 0;
+    for end in memchr::memchr_iter(b' ', fb).chain(std::iter::once(fb.len())) {
+        let token = &fields[start..end];
+        start = end + 1;
+        let slot = match token.as_bytes() {
+            [b'S', b'R', b'C', b'=', ..] => &mut src,
+            [b'D', b'S', b'T', b'=', ..] => &mut dst,
+            [b'S', b'P', b'T', b'=', ..] => &mut spt,
+            [b'D', b'P', b'T', b'=', ..] => &mut dpt,
+            [b'P', b'R', b'O', b'T', b'O', b'=', ..] => {
+                if proto.is_none() {
+                    proto = Some(&token[6..]);
+                }
+                continue;
+            }
+            _ => continue,
+        };
+        if slot.is_none() {
+            *slot = Some(&token[4..]);
         }
     }
     let Some(src) = src else { return false };
@@ -72,26 +85,23 @@ fn skip_uptime(s: &str) -> &str {
 }
 
 fn verdict(prefix: &str) -> Action {
-    let b = prefix.as_bytes();
-    let has = |needle: &[u8]| memchr::memmem::find(b, needle).is_some();
-    if has(b"UFW LIMIT BLOCK") {
-        return Action::FwLimit;
+    let prefix = prefix.trim();
+    if let Some(kind) = prefix.strip_prefix("[UFW ").and_then(|it| it.strip_suffix(']')) {
+        match kind {
+            "BLOCK" => return Action::FwBlock,
+            "ALLOW" => return Action::FwAllow,
+            "LIMIT BLOCK" => return Action::FwLimit,
+            _ if kind.starts_with("AUDIT") => return Action::FwAudit,
+            _ => {}
+        }
     }
-    if has(b"UFW BLOCK") {
-        return Action::FwBlock;
-    }
-    if has(b"UFW ALLOW") {
-        return Action::FwAllow;
-    }
-    if has(b"UFW AUDIT") {
-        return Action::FwAudit;
-    }
-    let upper = prefix.to_ascii_uppercase();
-    if ["DROP", "BLOCK", "REJECT", "DENY"].iter().any(|it| upper.contains(it)) {
-        Action::FwBlock
-    } else {
-        Action::FwLog
-    }
+    let blocks = prefix.as_bytes().windows(4).any(|it| {
+        let mut word = [0u8; 4];
+        word.copy_from_slice(it);
+        word.make_ascii_uppercase();
+        matches!(&word, b"DROP" | b"BLOC" | b"REJE" | b"DENY")
+    });
+    if blocks { Action::FwBlock } else { Action::FwLog }
 }
 
 #[cfg(test)]

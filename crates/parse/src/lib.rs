@@ -49,6 +49,7 @@ pub mod fail2ban;
 pub mod firewall;
 pub mod generic;
 pub mod nginx;
+mod scan;
 pub mod sshd;
 pub mod syslog;
 #[cfg(test)]

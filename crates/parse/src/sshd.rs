@@ -12,7 +12,7 @@
 //!
 //! IPv4-mapped addresses are normalised to IPv4 (see [`crate::parse_ip`]).
 
-use crate::{Action, Clock, Level, Parsed, syslog, time};
+use crate::{Action, Clock, Level, Parsed, scan, syslog, time};
 
 /// Parses an sshd line: a syslog line from program `sshd` (or `sshd-session`), or a bare sshd
 /// message as the journal stores it (recognised only when it is a known message kind).
@@ -105,7 +105,7 @@ fn failed<'a>(p: &mut Parsed<'a>, msg: &'a str) -> bool {
 /// description has no spaces after its type, so a ` ssh2: RSA SHA256:x` planted in a user name
 /// (followed by sshd's own ` from IP port P ssh2`) is never taken for it.
 fn strip_key_suffix(s: &str) -> &str {
-    let Some(idx) = memchr::memmem::rfind(s.as_bytes(), b" ssh2: ") else { return s };
+    let Some(idx) = scan::rfind_sp(s.as_bytes(), b" ssh2: ") else { return s };
     let desc = &s[idx + 7..];
     let Some((kind, hash)) = desc.split_once(' ') else { return s };
     let well_formed = !kind.is_empty()
@@ -127,7 +127,7 @@ fn accepted<'a>(p: &mut Parsed<'a>, msg: &'a str) -> bool {
     p.method = Some(method);
     // The key (or certificate) description after ` ssh2: ` is sshd's and may contain spaces;
     // the user name, which comes before it, is an existing account's and contains none.
-    let rest = match memchr::memmem::find(rest.as_bytes(), b" ssh2: ") {
+    let rest = match scan::find_sp(rest.as_bytes(), b" ssh2: ") {
         Some(idx) => &rest[..idx],
         None => rest,
     };
@@ -138,12 +138,12 @@ fn accepted<'a>(p: &mut Parsed<'a>, msg: &'a str) -> bool {
 fn pam<'a>(p: &mut Parsed<'a>, msg: &'a str) -> bool {
     if let Some(rest) = msg.strip_prefix("pam_unix(sshd:auth): authentication failure;") {
         p.action = Some(Action::PamAuthFailure);
-        let Some(idx) = memchr::memmem::find(rest.as_bytes(), b" rhost=") else { return true };
+        let Some(idx) = scan::find_sp(rest.as_bytes(), b" rhost=") else { return true };
         let after = &rest[idx + 7..];
         let end = memchr::memchr(b' ', after.as_bytes()).unwrap_or(after.len());
         p.set_ip(&after[..end]);
         // pam_unix writes `user=` last; user names of existing accounts have no spaces.
-        if let Some(idx) = memchr::memmem::rfind(after.as_bytes(), b" user=") {
+        if let Some(idx) = scan::rfind_sp(after.as_bytes(), b" user=") {
             p.user = Some(&after[idx + 6..]).filter(|it| !it.is_empty());
         }
         return true;
@@ -243,11 +243,11 @@ fn connection<'a>(p: &mut Parsed<'a>, msg: &'a str) -> bool {
 /// `User USER from IP not allowed because …`: the reason is sshd's, so the address is the
 /// last ` from ` before ` not allowed because `.
 fn user_not_allowed<'a>(p: &mut Parsed<'a>, rest: &'a str) -> bool {
-    let Some(idx) = memchr::memmem::rfind(rest.as_bytes(), b" not allowed because ") else {
+    let Some(idx) = scan::rfind_sp(rest.as_bytes(), b" not allowed because ") else {
         return false;
     };
     let head = &rest[..idx];
-    let Some(from) = memchr::memmem::rfind(head.as_bytes(), b" from ") else { return false };
+    let Some(from) = scan::rfind_sp(head.as_bytes(), b" from ") else { return false };
     p.action = Some(Action::UserNotAllowed);
     p.user = Some(&head[..from]);
     p.set_ip(&head[from + 6..]);
@@ -264,7 +264,7 @@ fn user_from_ip_port<'a>(p: &mut Parsed<'a>, s: &'a str, suffix: &str) -> bool {
     let s = if suffix.is_empty() { s } else { s.strip_suffix(suffix).unwrap_or(s) };
     let Some(head) = tail_ip_port(p, s) else {
         // `USER from IP`.
-        let Some(idx) = memchr::memmem::rfind(s.as_bytes(), b" from ") else { return false };
+        let Some(idx) = scan::rfind_sp(s.as_bytes(), b" from ") else { return false };
         p.set_ip(&s[idx + 6..]);
         if p.ip.is_none() {
             return false;
@@ -299,7 +299,7 @@ fn user_ip_port<'a>(p: &mut Parsed<'a>, s: &'a str) -> bool {
 /// before the address (without the space in between).
 fn tail_ip_port<'a>(p: &mut Parsed<'a>, s: &'a str) -> Option<&'a str> {
     let b = s.as_bytes();
-    let idx = memchr::memmem::rfind(b, b" port ")?;
+    let idx = scan::rfind_sp(b, b" port ")?;
     let port = time::digits(&b[idx + 6..]).and_then(|it| u16::try_from(it).ok())?;
     let head = &s[..idx];
     let space = memchr::memrchr(b' ', head.as_bytes());

@@ -189,6 +189,9 @@ fn clock(args: &Args) -> anyhow::Result<Clock> {
 
 /// Calls `f(line_number, line, totals)` for each line of `input` (without its `\n` or `\r\n`);
 /// stops early when `f` returns false.
+///
+/// Whole blocks of complete lines are checked as UTF-8 at once (one pass, then each line is a
+/// slice of the checked text); a block that fails is decoded line by line, lossily.
 fn for_each_line(
     mut input: impl Read,
     totals: &mut Totals,
@@ -196,21 +199,9 @@ fn for_each_line(
 ) -> io::Result<()> {
     let mut buf = vec![0u8; BLOCK + MAX_LINE];
     let mut filled = 0;
-    let mut number = 0u64;
+    let mut lines = Lines { number: 0, f: &mut f };
     // While skipping the rest of a truncated line.
     let mut skipping = false;
-    let mut handle = |line: &[u8], totals: &mut Totals| -> bool {
-        number += 1;
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        let text = match std::str::from_utf8(line) {
-            Ok(it) => Cow::Borrowed(it),
-            Err(_) => {
-                totals.invalid_utf8 += 1;
-                String::from_utf8_lossy(line)
-            }
-        };
-        f(number, &text, totals)
-    };
     loop {
         let n = match input.read(&mut buf[filled..]) {
             Ok(0) => break,
@@ -220,40 +211,82 @@ fn for_each_line(
         };
         let scan_from = filled;
         filled += n;
-        let mut start = 0;
-        for nl in memchr::memchr_iter(b'\n', &buf[scan_from..filled]) {
-            let end = scan_from + nl;
+        let Some(last_nl) =
+            memchr::memrchr(b'\n', &buf[scan_from..filled]).map(|it| scan_from + it)
+        else {
             if skipping {
-                skipping = false;
-            } else if !handle(&buf[start..end], totals) {
-                return Ok(());
+                filled = 0;
+            } else if filled >= MAX_LINE {
+                // Cut the line at MAX_LINE (on a character boundary) and skip to its end.
+                let mut cut = MAX_LINE;
+                while cut > 0 && (buf[cut] & 0xC0) == 0x80 {
+                    cut -= 1;
+                }
+                totals.truncated += 1;
+                if !lines.one(&buf[..cut], totals) {
+                    return Ok(());
+                }
+                filled = 0;
+                skipping = true;
             }
-            start = end + 1;
-        }
-        if skipping {
-            filled = 0;
             continue;
+        };
+        let mut start = 0;
+        if skipping {
+            // The first line here ends the truncated one.
+            start = memchr::memchr(b'\n', &buf[..=last_nl]).unwrap_or(last_nl) + 1;
+            skipping = false;
         }
-        buf.copy_within(start..filled, 0);
-        filled -= start;
-        if filled >= MAX_LINE {
-            // Cut the line at MAX_LINE (on a character boundary) and skip to its end.
-            let mut cut = MAX_LINE;
-            while cut > 0 && (buf[cut] & 0xC0) == 0x80 {
-                cut -= 1;
-            }
-            totals.truncated += 1;
-            if !handle(&buf[..cut], totals) {
-                return Ok(());
-            }
-            filled = 0;
-            skipping = true;
+        if start <= last_nl && !lines.block(&buf[start..last_nl], totals) {
+            return Ok(());
         }
+        buf.copy_within(last_nl + 1..filled, 0);
+        filled -= last_nl + 1;
     }
     if filled > 0 && !skipping {
-        handle(&buf[..filled], totals);
+        lines.one(&buf[..filled], totals);
     }
     Ok(())
+}
+
+struct Lines<'f, F> {
+    number: u64,
+    f: &'f mut F,
+}
+
+impl<F: FnMut(u64, &str, &mut Totals) -> bool> Lines<'_, F> {
+    /// Lines separated by `\n` (the block's own end is a line end).
+    fn block(&mut self, block: &[u8], totals: &mut Totals) -> bool {
+        match std::str::from_utf8(block) {
+            Ok(text) => {
+                let mut start = 0;
+                for end in memchr::memchr_iter(b'\n', block).chain(std::iter::once(block.len())) {
+                    self.number += 1;
+                    let line = &text[start..end];
+                    let line = line.strip_suffix('\r').unwrap_or(line);
+                    if !(self.f)(self.number, line, totals) {
+                        return false;
+                    }
+                    start = end + 1;
+                }
+                true
+            }
+            Err(_) => block.split(|it| *it == b'\n').all(|line| self.one(line, totals)),
+        }
+    }
+
+    fn one(&mut self, line: &[u8], totals: &mut Totals) -> bool {
+        self.number += 1;
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let text = match std::str::from_utf8(line) {
+            Ok(it) => Cow::Borrowed(it),
+            Err(_) => {
+                totals.invalid_utf8 += 1;
+                String::from_utf8_lossy(line)
+            }
+        };
+        (self.f)(self.number, &text, totals)
+    }
 }
 
 /// One JSON object per recognised line (the keys are the contract of `vigil parse --json`).
