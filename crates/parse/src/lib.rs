@@ -324,6 +324,48 @@ mod tests {
     }
 
     #[test]
+    fn auto_detects_every_format() {
+        let parser = Format::Auto.parser(Clock::utc_at("2026-11-23T12:00:00Z".parse().unwrap()));
+        let lines = [
+            "Nov  1 00:00:03 web1 sshd[4242]: Invalid user pi from 203.0.113.7 port 40000",
+            "<38>1 2026-11-01T00:00:03Z web1 sshd 4242 - - Connection reset by 203.0.113.7 port 1",
+            "Nov  1 00:00:09 web1 kernel: [ 1.5] [UFW BLOCK] IN=eth0 OUT= SRC=203.0.113.7 DST=198.51.100.10 PROTO=TCP SPT=1 DPT=23",
+            "[ 1.5] [UFW BLOCK] IN=eth0 OUT= SRC=203.0.113.7 DST=198.51.100.10 PROTO=UDP SPT=1 DPT=53",
+            "2026-11-01 00:00:10,456 fail2ban.actions        [812]: NOTICE  [sshd] Ban 203.0.113.7",
+            r#"203.0.113.7 - - [01/Nov/2026:00:00:03 +0000] "GET /.env HTTP/1.1" 404 153 "-" "curl/8""#,
+            r#"2026/11/01 00:00:04 [error] 812#812: *6 limiting requests, excess: 1.5 by zone "one", client: 203.0.113.7, server: x, request: "GET / HTTP/1.1""#,
+            "2026-11-23 11:58:06,003 WARNING django.request Not Found: /wp-admin/",
+            "2026-11-23T11:00:00Z ERROR worker: queue full",
+            "Nov  1 00:00:02 web1 CRON[77]: pam_unix(cron:session): session closed for user root",
+        ];
+        let got: Vec<String> = lines
+            .iter()
+            .map(|line| match parser.parse(line) {
+                Some(p) => format!(
+                    "{} {} {}",
+                    p.source,
+                    p.action.map_or("-", |it| it.as_str()),
+                    p.ip.map_or("-".into(), |it| it.to_string())
+                ),
+                None => "not recognised".into(),
+            })
+            .collect();
+        expect_test::expect![[r#"
+            sshd invalid_user 203.0.113.7
+            sshd connection_reset 203.0.113.7
+            firewall fw_block 203.0.113.7
+            firewall fw_block 203.0.113.7
+            fail2ban ban 203.0.113.7
+            nginx_access not_found 203.0.113.7
+            nginx_error rate_limited 203.0.113.7
+            django not_found -
+            generic - -
+            syslog - -"#]]
+        .assert_eq(&got.join("\n"));
+        assert!(parser.parse("just some words").is_none());
+    }
+
+    #[test]
     fn parsers_are_send() {
         fn is_send<T: Send>() {}
         is_send::<Box<dyn Parser>>();

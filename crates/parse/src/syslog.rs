@@ -83,6 +83,10 @@ pub fn header<'a>(line: &'a str, clock: &Clock) -> Option<Header<'a>> {
     // HOSTNAME, unless the next token is already the tag (`<13>Oct 11 22:14:15 su: …`).
     let token_end = memchr::memchr(b' ', rest.as_bytes()).unwrap_or(rest.len());
     let token = &rest[..token_end];
+    if Level::from_keyword(token).is_some() {
+        // `2026-11-23T11:00:00Z ERROR worker: …` is an application's log, not a host `ERROR`.
+        return None;
+    }
     let mut host = None;
     if !token.ends_with(':') && !token.ends_with(']') && !token.contains("]:") {
         host = Some(token);
