@@ -78,6 +78,13 @@ enum Command {
     /// The owner (pid, process) is shown when this user can see the process's file
     /// descriptors. Tables by default; --json prints an array of objects.
     Conns(commands::conns::Args),
+    /// Parse log lines with the built-in parsers and print what each one says.
+    ///
+    /// Prints one result per recognised line (text, or JSON with --json), or with --stats the
+    /// number of lines per action. Formats: auth.log/sshd, RFC 3164 and RFC 5424 syslog, kernel
+    /// firewall (UFW/iptables), fail2ban's log, nginx access and error logs, Django, and a
+    /// generic timestamp + level fallback; `auto` detects the format line by line.
+    Parse(commands::parse::Args),
 }
 
 #[derive(Debug, Subcommand)]
@@ -137,6 +144,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Metrics(args) => commands::metrics::run(&args),
         Command::Ps(args) => commands::ps::run(&args),
         Command::Conns(args) => commands::conns::run(&args),
+        Command::Parse(args) => commands::parse::run(&args),
         Command::Config(ConfigCommand::Default) => {
             let text = config::render_default::<Config>();
             write_stdout(&text)?;

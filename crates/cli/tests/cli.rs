@@ -311,3 +311,94 @@ fn run_prints_log_events_for_lines_appended_to_a_followed_file() {
         std::fs::read_to_string(home.path().join("vigil/checkpoints/files.auth.json")).unwrap();
     assert!(checkpoint.contains("\"offset\": 66"), "{checkpoint}");
 }
+
+const AUTH_LOG: &str = "\
+Dec 31 23:59:58 web1 sshd[4242]: Failed password for invalid user root from 198.51.100.7 port 22 from ::ffff:203.0.113.9 port 51234 ssh2
+Jan  1 00:00:01 web1 kernel: [  12.5] [UFW BLOCK] IN=eth0 OUT= MAC=00 SRC=192.0.2.1 DST=192.0.2.2 LEN=40 PROTO=TCP SPT=4000 DPT=23 WINDOW=1024
+Jan  1 00:00:02 web1 CRON[77]: pam_unix(cron:session): session closed for user root
+not a log line at all
+";
+
+#[test]
+fn parse_prints_one_json_object_per_recognised_line() {
+    let out = run_with_stdin(
+        &mut vigil(&["parse", "-", "--json", "--tz", "UTC", "--now", "2027-01-02T00:00:00Z"]),
+        AUTH_LOG,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let lines: Vec<serde_json::Value> =
+        text(&out.stdout).lines().map(|it| serde_json::from_str(it).unwrap()).collect();
+    assert_eq!(lines.len(), 3);
+    let keys: Vec<&str> = lines[0].as_object().unwrap().keys().map(String::as_str).collect();
+    let mut want = vec![
+        "line",
+        "source",
+        "timestamp",
+        "level",
+        "action",
+        "ip",
+        "user",
+        "port",
+        "service",
+        "pid",
+        "message",
+    ];
+    want.sort_unstable();
+    let mut keys = keys;
+    keys.sort_unstable();
+    assert_eq!(keys, want);
+    let first = &lines[0];
+    assert_eq!(first["line"], 1);
+    assert_eq!(first["action"], "failed_password_invalid");
+    assert_eq!(first["ip"], "203.0.113.9");
+    assert_eq!(first["user"], "root from 198.51.100.7 port 22");
+    assert_eq!(first["port"], 51234);
+    assert_eq!(first["pid"], 4242);
+    assert_eq!(first["timestamp"], "2026-12-31T23:59:58Z");
+    assert_eq!(lines[1]["action"], "fw_block");
+    assert_eq!(lines[1]["timestamp"], "2027-01-01T00:00:01Z");
+    assert_eq!(lines[2]["line"], 3);
+    assert_eq!(lines[2]["action"], serde_json::Value::Null);
+    assert_eq!(lines[2]["service"], "CRON");
+}
+
+#[test]
+fn parse_stats_count_actions_across_files_and_survive_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("auth.log");
+    let mut bytes = AUTH_LOG.as_bytes().to_vec();
+    bytes.extend_from_slice(
+        b"Jan  1 00:00:03 web1 sshd[1]: Invalid user \xff\xfe from 192.0.2.9 port 1\n",
+    );
+    // A 3 MiB line, then one more ordinary line without a final newline.
+    bytes.extend(std::iter::repeat_n(b'x', 3 << 20));
+    bytes
+        .extend_from_slice(b"\nJan  1 00:00:04 web1 sshd[1]: Connection reset by 192.0.2.9 port 1");
+    std::fs::write(&log, &bytes).unwrap();
+    let log = log.to_str().unwrap();
+    let out = run(&mut vigil(&["parse", log, log, "--stats", "--json", "--parser", "syslog"]));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stats: serde_json::Value = serde_json::from_str(text(&out.stdout).trim()).unwrap();
+    assert_eq!(stats["lines"], 14);
+    assert_eq!(stats["recognised"], 10);
+    assert_eq!(stats["actions"]["failed_password_invalid"], 2);
+    assert_eq!(stats["actions"]["invalid_user"], 2);
+    assert_eq!(stats["actions"]["connection_reset"], 2);
+    assert_eq!(stats["invalid_utf8"], 2);
+    assert_eq!(stats["truncated"], 2);
+    let err = text(&out.stderr);
+    assert!(err.contains("truncated") && err.contains("invalid UTF-8"), "{err}");
+
+    let out = run(&mut vigil(&["parse", log, "--stats"]));
+    let table = text(&out.stdout);
+    assert!(table.contains("fw_block") && table.contains("(unrecognised)"), "{table}");
+
+    let out = run(&mut vigil(&["parse", log, "--parser", "apache"]));
+    assert_eq!(out.status.code(), Some(2));
+    let out = run(&mut vigil(&["parse", log, "--tz", "Mars/Olympus"]));
+    assert_eq!(out.status.code(), Some(2));
+    let out = run(&mut vigil(&["parse", "/nonexistent/auth.log", log]));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("/nonexistent/auth.log"));
+    assert!(!out.stdout.is_empty());
+}

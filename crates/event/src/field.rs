@@ -112,6 +112,13 @@ fn payload_field<'a>(payload: &'a Payload, name: &str) -> Option<FieldValue<'a>>
             "ip" => log.ip.map(FieldValue::Ip),
             "port" => log.port.map(|it| FieldValue::UInt(it.into())),
             "pid" => log.pid.map(|it| FieldValue::UInt(it.into())),
+            "host" => str_opt(&log.host),
+            "method" => str_opt(&log.method),
+            "protocol" => str_opt(&log.protocol),
+            "path" => str_opt(&log.path),
+            "dst" => log.dst.map(FieldValue::Ip),
+            "dport" => log.dport.map(|it| FieldValue::UInt(it.into())),
+            "status" => log.status.map(|it| FieldValue::UInt(it.into())),
             _ => None,
         },
         Payload::Process(event) => {

@@ -326,6 +326,35 @@ pub struct LogEvent {
     /// The whole raw line.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub raw: Option<String>,
+    /// Offset from UTC, in seconds, of the zone the timestamp was written in (or completed with,
+    /// for zone-less timestamps), so the local time can be shown as it was logged.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub utc_offset_seconds: Option<i32>,
+    /// Host name written in the line (the syslog HOSTNAME field).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// The address exactly as written, when `ip` was normalised from it (an IPv4-mapped IPv6
+    /// address such as `::ffff:203.0.113.9` becomes the IPv4 address in `ip`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ip_raw: Option<String>,
+    /// Authentication method (`password`, `publickey`) or HTTP request method (`GET`, …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    /// Destination address (firewall lines).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dst: Option<IpAddr>,
+    /// Destination port (firewall lines).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dport: Option<u16>,
+    /// Transport protocol (`TCP`, `UDP`, `ICMP`, …) or HTTP protocol version.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<String>,
+    /// HTTP status code (web server and framework logs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// Request path (web server and framework logs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
     /// Where the line was read: filled by the tailer, absent for lines from elsewhere.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub origin: Option<LineOrigin>,

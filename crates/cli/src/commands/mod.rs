@@ -4,5 +4,6 @@
 
 pub mod conns;
 pub mod metrics;
+pub mod parse;
 pub mod ps;
 pub mod table;
