@@ -63,6 +63,8 @@ enum Command {
     /// Print, check or show configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Test a fail2ban filter (unchanged) or a regex against a log, like fail2ban-regex.
+    FilterTest(commands::filter_test::Args),
 }
 
 #[derive(Debug, Subcommand)]
@@ -144,6 +146,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 Err(code) => Ok(code),
             }
         }
+        Command::FilterTest(args) => commands::filter_test::run(&args),
         Command::Config(ConfigCommand::Show) => {
             let config = match load_config(cli.config.as_deref()) {
                 Ok(it) => it,
