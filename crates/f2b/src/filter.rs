@@ -99,6 +99,26 @@ impl Fail {
 
 type Shared = Rc<RefCell<Fail>>;
 
+/// A failure owned by one line, or shared with the multi-line cache.
+enum Holder {
+    Own(Box<Fail>),
+    Shared(Shared),
+}
+
+impl Holder {
+    fn with<T>(&self, f: impl FnOnce(&Fail) -> T) -> T {
+        match self {
+            Holder::Own(fail) => f(fail),
+            Holder::Shared(s) => f(&s.borrow()),
+        }
+    }
+    fn with_mut(&self, f: impl FnOnce(&mut Fail)) {
+        if let Holder::Shared(s) = self {
+            f(&mut s.borrow_mut());
+        }
+    }
+}
+
 /// A bounded map for multi-line failure IDs (fail2ban keeps 100).
 #[derive(Debug, Default)]
 struct MlfidCache {
@@ -134,9 +154,10 @@ pub struct Filter {
     last_date: Option<f64>,
     last_time_text: String,
     mlfid: MlfidCache,
-    prefilter: Option<regex::RegexSet>,
     problems: Vec<Problem>,
     fancy: Vec<FancyUse>,
+    /// Single-line filters: one linear-time regex a line must match for any failregex to match.
+    line_prefilter: Option<(regex::Regex, Option<regex::bytes::Regex>)>,
 }
 
 impl Filter {
@@ -203,8 +224,23 @@ impl Filter {
                 })
             }
         };
-        let prefilter = build_prefilter(&failregex);
+        let line_prefilter = if def.maxlines <= 1 && !failregex.is_empty() {
+            failregex
+                .iter()
+                .map(|r| crate::pyre::free(&crate::failregex::resolve_tags(&r.source)))
+                .collect::<Result<Vec<String>, String>>()
+                .ok()
+                .and_then(|alts| {
+                    let joined =
+                        alts.iter().map(|a| format!("(?:{a})")).collect::<Vec<_>>().join("|");
+                    let re = regex::RegexBuilder::new(&joined).size_limit(64 << 20).build().ok()?;
+                    Some((re, crate::pyre::ascii_variant(&joined)))
+                })
+        } else {
+            None
+        };
         Filter {
+            line_prefilter,
             prefregex,
             failregex,
             ignoreregex,
@@ -214,7 +250,6 @@ impl Filter {
             last_date: None,
             last_time_text: String::new(),
             mlfid: MlfidCache::default(),
-            prefilter,
             problems,
             fancy,
         }
@@ -328,6 +363,17 @@ impl Filter {
             return result;
         }
 
+        if let Some((pre, ascii)) = &self.line_prefilter {
+            let b = buf.as_deref().unwrap_or("");
+            let hit = match ascii {
+                Some(a) if b.is_ascii() => a.is_match(b.as_bytes()),
+                _ => pre.is_match(b),
+            };
+            if !hit {
+                return result;
+            }
+        }
+
         let mut pre_groups: Option<Vec<(String, Option<String>)>> = None;
         if let Some(pref) = &self.prefregex {
             let Some(found) = pref.search(buf.as_deref().unwrap_or(""), &org) else {
@@ -345,61 +391,57 @@ impl Filter {
             pre_groups = Some(groups);
         }
 
-        let prefiltered = self.prefilter_matches(&mut buf);
+        let mut cur = buf.take().unwrap_or_else(|| tuple_buf(&self.buffer));
+        let mut dirty = false;
         for index in 0..self.failregex.len() {
-            if let Some(set) = &prefiltered
-                && !set.contains(&index)
-            {
-                continue;
+            if dirty {
+                cur = tuple_buf(&self.buffer);
+                dirty = false;
             }
-            let b = buf.get_or_insert_with(|| tuple_buf(&self.buffer)).clone();
-            let Some(found) = self.failregex[index].search(&b, &org) else { continue };
-            if !self.ignoreregex.is_empty() && self.ignore_line(&b, &org, Some(&found)) {
+            let Some(found) = self.failregex[index].search(&cur, &org) else { continue };
+            if !self.ignoreregex.is_empty() && self.ignore_line(&cur, &org, Some(&found)) {
                 result.ignored = true;
-                buf = None;
+                dirty = true;
                 continue;
             }
+            let Found { groups, unmatched } = found;
             if self.maxlines > 1 {
-                self.buffer = found.unmatched.clone();
-                buf = None;
+                self.buffer = unmatched;
+                dirty = true;
             }
-            let mut fail = Fail { groups: found.groups.clone(), ..Fail::default() };
-            if let Some(pre) = &pre_groups
-                && !pre.is_empty()
-            {
-                let mut merged = Fail { groups: pre.clone(), ..Fail::default() };
-                for (k, v) in &fail.groups {
-                    merged.set(k, v.clone());
+            let fail = match &pre_groups {
+                Some(pre) if !pre.is_empty() => {
+                    let mut merged = Fail { groups: pre.clone(), ..Fail::default() };
+                    for (k, v) in groups {
+                        merged.set(&k, v);
+                    }
+                    merged
                 }
-                fail = merged;
-            }
-            let mlfid = fail.get("mlfid").map(str::to_owned);
-            let shared: Option<Shared> =
-                mlfid.as_deref().map(|id| self.merge_failure(id, fail.clone()));
-            let current = |fail: &Fail, shared: &Option<Shared>| -> Fail {
-                match shared {
-                    Some(s) => s.borrow().clone(),
-                    None => fail.clone(),
-                }
+                _ => Fail { groups, ..Fail::default() },
             };
-            let f = current(&fail, &shared);
-            let fid = f.get("fid").map(str::to_owned);
-            let ip =
-                f.get("ip4").or_else(|| f.get("ip6")).or_else(|| f.get("dns")).map(str::to_owned);
+            let mlfid = fail.get("mlfid").map(str::to_owned);
+            let holder = match &mlfid {
+                Some(id) => Holder::Shared(self.merge_failure(id, fail)),
+                None => Holder::Own(Box::new(fail)),
+            };
+            let (fid, ip) = holder.with(|f| {
+                let fid = f.get("fid").map(str::to_owned);
+                let ip = f
+                    .get("ip4")
+                    .or_else(|| f.get("ip6"))
+                    .or_else(|| f.get("dns"))
+                    .map(str::to_owned);
+                (fid, ip)
+            });
             let ip = match ip {
                 Some(ip) => Some(ip),
-                None if fid.is_none() && mlfid.is_none() => {
-                    // No failure ID at all: fail2ban logs an error and skips this regex.
-                    continue;
-                }
+                // No failure ID at all: fail2ban logs an error and skips this regex.
+                None if fid.is_none() && mlfid.is_none() => continue,
                 None => fid.clone(),
             };
             let host = match ip {
                 None => {
-                    match &shared {
-                        Some(s) => s.borrow_mut().pending = true,
-                        None => fail.pending = true,
-                    }
+                    holder.with_mut(|f| f.pending = true);
                     None
                 }
                 Some(ip) => Some(match fid {
@@ -407,9 +449,12 @@ impl Filter {
                     _ => ip,
                 }),
             };
-            let f = current(&fail, &shared);
-            let host = f.get("host").map(str::to_owned).or(host);
-            if !result.matched && host.is_some() && !f.truthy("nofail") {
+            if result.matched {
+                continue;
+            }
+            let (host, nofail) =
+                holder.with(|f| (f.get("host").map(str::to_owned).or(host), f.truthy("nofail")));
+            if host.is_some() && !nofail {
                 result.matched = true;
                 result.host = host;
                 result.time = date;
@@ -417,26 +462,6 @@ impl Filter {
             }
         }
         result
-    }
-
-    /// Runs the linear-time failregexes as one set; `None` when there is no set.
-    fn prefilter_matches(&self, buf: &mut Option<String>) -> Option<Vec<usize>> {
-        let set = self.prefilter.as_ref().filter(|_| self.maxlines == 1)?;
-        let b = buf.get_or_insert_with(|| tuple_buf(&self.buffer));
-        let hits = set.matches(b);
-        let mut out = Vec::new();
-        let mut std_i = 0;
-        for (i, r) in self.failregex.iter().enumerate() {
-            if r.rx.std().is_some() {
-                if hits.matched(std_i) {
-                    out.push(i);
-                }
-                std_i += 1;
-            } else {
-                out.push(i);
-            }
-        }
-        Some(out)
     }
 
     /// `_mergeFailure`: returns the (possibly cached, shared) failure for `mlfid`.
@@ -496,15 +521,4 @@ impl Filter {
         }
         shared
     }
-}
-
-/// A `RegexSet` over the failregexes that run on the linear-time engine, so a line is searched
-/// once for all of them and only the matching ones extract groups.
-fn build_prefilter(failregex: &[F2bRegex]) -> Option<regex::RegexSet> {
-    let pats: Vec<&str> =
-        failregex.iter().filter_map(|r| r.rx.std().map(regex::Regex::as_str)).collect();
-    if pats.len() < 2 {
-        return None;
-    }
-    regex::RegexSetBuilder::new(pats).size_limit(256 << 20).build().ok()
 }

@@ -57,6 +57,38 @@ fn is_meta(c: char) -> bool {
 /// Translates a Python `re` pattern. `multiline` is Python's `re.MULTILINE`; without it `$` is
 /// written so that it also matches before the newline that ends every buffer fail2ban searches.
 pub(crate) fn translate(py: &str, multiline: bool) -> Result<Translated, String> {
+    translate_inner(py, multiline, false, false)
+}
+
+/// A linear-time superset of a pattern that needs backtracking: look-arounds dropped,
+/// conditionals made alternations, back-references any text, atomic and possessive made plain.
+/// Whenever the pattern matches a text, its relaxed form does too, so it is a cheap prefilter.
+pub(crate) fn relaxed(py: &str, multiline: bool) -> Result<String, String> {
+    translate_inner(py, multiline, true, false).map(|t| t.pattern)
+}
+
+/// Like [`relaxed`], and without anchors or word boundaries: matches somewhere in any text
+/// that has a part the pattern matches. A line none of a filter's free forms matches cannot
+/// produce a failure, whatever `prefregex` cuts out of it.
+pub(crate) fn free(py: &str) -> Result<String, String> {
+    translate_inner(py, false, true, true).map(|t| t.pattern)
+}
+
+/// How a `(` was translated.
+enum Open {
+    /// A group was opened (`true`: a conditional rewritten as an alternation).
+    Group(bool),
+    /// No group (inline flags, a comment, or a dropped look-around).
+    None,
+}
+
+fn translate_inner(
+    py: &str,
+    multiline: bool,
+    relaxed: bool,
+    free: bool,
+) -> Result<Translated, String> {
+    let mut stack: Vec<(bool, bool)> = Vec::new();
     let chars: Vec<char> = py.chars().collect();
     let mut out = String::with_capacity(py.len() + 16);
     let mut fancy = FancyFeatures::default();
@@ -72,7 +104,13 @@ pub(crate) fn translate(py: &str, multiline: bool) -> Result<Translated, String>
                 if backref {
                     fancy.add("back-reference");
                 }
-                out.push_str(&text);
+                if backref && relaxed {
+                    out.push_str("(?s:.*?)");
+                } else if free && matches!(text.as_str(), "\\b" | "\\B" | "\\A" | "\\z") {
+                    out.push_str("(?:)");
+                } else {
+                    out.push_str(&text);
+                }
                 i += consumed;
                 repeatable = true;
             }
@@ -82,10 +120,21 @@ pub(crate) fn translate(py: &str, multiline: bool) -> Result<Translated, String>
                 repeatable = true;
             }
             '(' => {
-                i += group_open(&chars, i, &mut out, &mut fancy)?;
-                repeatable = false;
+                let (consumed, open) = group_open(&chars, i, &mut out, &mut fancy, relaxed)?;
+                i += consumed;
+                match open {
+                    Open::Group(cond) => {
+                        stack.push((cond, false));
+                        repeatable = false;
+                    }
+                    // A dropped look-around leaves an empty group behind.
+                    Open::None => repeatable = relaxed && out.ends_with("(?:)"),
+                }
             }
             ')' => {
+                if let Some((true, false)) = stack.pop() {
+                    out.push('|');
+                }
                 out.push(')');
                 i += 1;
                 repeatable = true;
@@ -94,7 +143,7 @@ pub(crate) fn translate(py: &str, multiline: bool) -> Result<Translated, String>
                 if let Some((text, consumed)) = quantifier(&chars, i).filter(|_| repeatable) {
                     out.push_str(&text);
                     i += consumed;
-                    possessive_or_lazy(&chars, &mut i, &mut out, &mut fancy);
+                    possessive_or_lazy(&chars, &mut i, &mut out, &mut fancy, relaxed);
                     repeatable = false;
                 } else {
                     out.push_str("\\{");
@@ -110,20 +159,29 @@ pub(crate) fn translate(py: &str, multiline: bool) -> Result<Translated, String>
             '*' | '+' | '?' => {
                 out.push(c);
                 i += 1;
-                possessive_or_lazy(&chars, &mut i, &mut out, &mut fancy);
+                possessive_or_lazy(&chars, &mut i, &mut out, &mut fancy, relaxed);
                 repeatable = false;
             }
             '$' => {
-                out.push_str(if multiline { "$" } else { "(?m:$)" });
+                out.push_str(if free {
+                    "(?:)"
+                } else if multiline {
+                    "$"
+                } else {
+                    "(?m:$)"
+                });
                 i += 1;
                 repeatable = false;
             }
             '^' => {
-                out.push('^');
+                out.push_str(if free { "(?:)" } else { "^" });
                 i += 1;
                 repeatable = false;
             }
             '|' => {
+                if let Some(top) = stack.last_mut() {
+                    top.1 = true;
+                }
                 out.push('|');
                 i += 1;
                 repeatable = false;
@@ -141,19 +199,27 @@ pub(crate) fn translate(py: &str, multiline: bool) -> Result<Translated, String>
             }
         }
     }
-    let pattern = if multiline { format!("(?m){out}") } else { out };
+    let pattern = if multiline && !free { format!("(?m){out}") } else { out };
     Ok(Translated { pattern, fancy })
 }
 
 /// After a quantifier: a lazy `?` is copied; a possessive `+` needs the backtracking engine.
-fn possessive_or_lazy(chars: &[char], i: &mut usize, out: &mut String, fancy: &mut FancyFeatures) {
+fn possessive_or_lazy(
+    chars: &[char],
+    i: &mut usize,
+    out: &mut String,
+    fancy: &mut FancyFeatures,
+    relaxed: bool,
+) {
     match chars.get(*i) {
         Some('?') => {
             out.push('?');
             *i += 1;
         }
         Some('+') => {
-            out.push('+');
+            if !relaxed {
+                out.push('+');
+            }
             *i += 1;
             fancy.add("possessive quantifier");
         }
@@ -290,10 +356,12 @@ fn group_open(
     i: usize,
     out: &mut String,
     fancy: &mut FancyFeatures,
-) -> Result<usize, String> {
+    relaxed: bool,
+) -> Result<(usize, Open), String> {
+    let group = |n: usize| Ok((n, Open::Group(false)));
     if chars.get(i + 1) != Some(&'?') {
         out.push('(');
-        return Ok(1);
+        return group(1);
     }
     let rest: String = chars[i + 2..chars.len().min(i + 6)].iter().collect();
     let starts = |p: &str| rest.starts_with(p);
@@ -303,18 +371,22 @@ fn group_open(
         out.push_str("(?P<");
         out.push_str(&name);
         out.push('>');
-        return Ok(end + 1);
+        return group(end + 1);
     }
     if starts("P=") {
         let end = chars[i..].iter().position(|&c| c == ')').ok_or("unterminated reference")?;
         let name: String = chars[i + 4..i + end].iter().collect();
         fancy.add("back-reference");
-        out.push_str(&format!("\\k<{name}>"));
-        return Ok(end + 1);
+        if relaxed {
+            out.push_str("(?s:.*?)");
+        } else {
+            out.push_str(&format!("\\k<{name}>"));
+        }
+        return Ok((end + 1, Open::None));
     }
     if starts(":") {
         out.push_str("(?:");
-        return Ok(3);
+        return group(3);
     }
     for (p, feature) in [
         ("<=", "look-behind"),
@@ -325,25 +397,37 @@ fn group_open(
     ] {
         if starts(p) {
             fancy.add(feature);
-            out.push_str("(?");
-            out.push_str(p);
-            return Ok(2 + p.len());
+            if relaxed && p != ">" {
+                out.push_str("(?:)");
+                return Ok((skip_group(chars, i)?, Open::None));
+            }
+            if relaxed {
+                out.push_str("(?:");
+            } else {
+                out.push_str("(?");
+                out.push_str(p);
+            }
+            return group(2 + p.len());
         }
     }
     if starts("#") {
         let end = chars[i..].iter().position(|&c| c == ')').ok_or("unterminated comment")?;
-        return Ok(end + 1);
+        return Ok((end + 1, Open::None));
     }
     if starts("(") {
         let end = chars[i + 3..].iter().position(|&c| c == ')').ok_or("unterminated condition")?;
         let cond: String = chars[i + 3..i + 3 + end].iter().collect();
         fancy.add("conditional");
+        if relaxed {
+            out.push_str("(?:");
+            return Ok((3 + end + 1, Open::Group(true)));
+        }
         if cond.chars().all(|c| c.is_ascii_digit()) {
             out.push_str(&format!("(?({cond})"));
         } else {
             out.push_str(&format!("(?(<{cond}>)"));
         }
-        return Ok(3 + end + 1);
+        return group(3 + end + 1);
     }
     // Inline flags: (?aiLmsux) or (?aiLmsux-imsx:...)
     let mut j = i + 2;
@@ -374,18 +458,63 @@ fn group_open(
         } else {
             out.push_str(&format!("(?{flags}:"));
         }
+        return group(j + 1 - i);
     } else if !flags.is_empty() {
         out.push_str(&format!("(?{flags})"));
     }
-    Ok(j + 1 - i)
+    Ok((j + 1 - i, Open::None))
+}
+
+/// The index just after the `)` closing the group that opens at `chars[i]`.
+fn skip_group(chars: &[char], i: usize) -> Result<usize, String> {
+    let mut depth = 0usize;
+    let mut j = i;
+    let mut in_class = false;
+    while j < chars.len() {
+        match chars[j] {
+            '\\' => j += 1,
+            '[' if !in_class => {
+                in_class = true;
+                if chars.get(j + 1) == Some(&'^') {
+                    j += 1;
+                }
+                if chars.get(j + 1) == Some(&']') {
+                    j += 1;
+                }
+            }
+            ']' if in_class => in_class = false,
+            '(' if !in_class => depth += 1,
+            ')' if !in_class => {
+                depth -= 1;
+                if depth == 0 {
+                    return Ok(j + 1 - i);
+                }
+            }
+            _ => {}
+        }
+        j += 1;
+    }
+    Err("missing ), unterminated subpattern".into())
 }
 
 /// A compiled pattern on one of the two engines.
 #[derive(Debug, Clone)]
 pub struct Rx {
     engine: Engine,
+    /// For backtracking patterns: a linear-time superset checked first.
+    pre: Option<regex::Regex>,
     names: Arc<Vec<(String, usize)>>,
     fancy: FancyFeatures,
+    locs: std::cell::RefCell<Option<regex::CaptureLocations>>,
+    /// The same pattern with ASCII-only classes, used on ASCII text (where it matches exactly
+    /// what the Unicode pattern matches, with much smaller automata).
+    ascii: Option<regex::bytes::Regex>,
+    ascii_locs: std::cell::RefCell<Option<regex::bytes::CaptureLocations>>,
+}
+
+/// The ASCII variant of a translated pattern, if it compiles.
+pub(crate) fn ascii_variant(pattern: &str) -> Option<regex::bytes::Regex> {
+    regex::bytes::RegexBuilder::new(&format!("(?-u){pattern}")).size_limit(64 << 20).build().ok()
 }
 
 #[derive(Debug, Clone)]
@@ -408,7 +537,13 @@ impl Rx {
     /// Translates and compiles a Python pattern.
     pub(crate) fn new(py: &str, multiline: bool) -> Result<Rx, String> {
         let t = translate(py, multiline)?;
-        Rx::from_translated(&t)
+        let mut rx = Rx::from_translated(&t)?;
+        if !t.fancy.0.is_empty() {
+            rx.pre = relaxed(py, multiline)
+                .ok()
+                .and_then(|p| regex::RegexBuilder::new(&p).size_limit(64 << 20).build().ok());
+        }
+        Ok(rx)
     }
 
     pub(crate) fn from_translated(t: &Translated) -> Result<Rx, String> {
@@ -436,7 +571,16 @@ impl Rx {
                 .collect();
             (Engine::Fancy(Box::new(re)), names)
         };
-        Ok(Rx { engine, names: Arc::new(names), fancy: t.fancy.clone() })
+        let ascii = if t.fancy.0.is_empty() { ascii_variant(&t.pattern) } else { None };
+        Ok(Rx {
+            engine,
+            pre: None,
+            names: Arc::new(names),
+            fancy: t.fancy.clone(),
+            locs: std::cell::RefCell::new(None),
+            ascii,
+            ascii_locs: std::cell::RefCell::new(None),
+        })
     }
 
     /// The backtracking features this pattern needs (empty: linear-time engine).
@@ -456,13 +600,27 @@ impl Rx {
     /// Searches `hay[..end]` from `start`. A backtrack-limit overrun counts as no match.
     pub(crate) fn search_in(&self, hay: &str, start: usize, end: usize) -> Option<Spans> {
         let hay = hay.get(..end)?;
+        if let Some(ascii) = &self.ascii
+            && hay.is_ascii()
+        {
+            let mut cache = self.ascii_locs.borrow_mut();
+            let locs = cache.get_or_insert_with(|| ascii.capture_locations());
+            ascii.captures_read_at(locs, hay.as_bytes(), start)?;
+            return Some(Spans((0..locs.len()).map(|i| locs.get(i)).collect()));
+        }
         match &self.engine {
             Engine::Std(re) => {
-                let mut locs = re.capture_locations();
-                re.captures_read_at(&mut locs, hay, start)?;
+                let mut cache = self.locs.borrow_mut();
+                let locs = cache.get_or_insert_with(|| re.capture_locations());
+                re.captures_read_at(locs, hay, start)?;
                 Some(Spans((0..locs.len()).map(|i| locs.get(i)).collect()))
             }
             Engine::Fancy(re) => {
+                if let Some(pre) = &self.pre
+                    && !pre.is_match_at(hay, start)
+                {
+                    return None;
+                }
                 let caps = re.captures_from_pos(hay, start).ok()??;
                 Some(Spans(
                     (0..caps.len()).map(|i| caps.get(i).map(|m| (m.start(), m.end()))).collect(),
@@ -481,14 +639,6 @@ impl Rx {
         match &self.engine {
             Engine::Std(re) => re.is_match(hay),
             Engine::Fancy(re) => re.is_match(hay).unwrap_or(false),
-        }
-    }
-
-    /// The linear-time regex, when this pattern runs on it.
-    pub(crate) fn std(&self) -> Option<&regex::Regex> {
-        match &self.engine {
-            Engine::Std(re) => Some(re),
-            Engine::Fancy(_) => None,
         }
     }
 }
@@ -511,6 +661,12 @@ mod tests {
         assert!(translate(r"(?=x)", false).unwrap().fancy.0.contains(&"look-ahead"));
         assert!(translate(r"(?P<a>x)(?P=a)", false).unwrap().fancy.0.contains(&"back-reference"));
         assert!(translate(r"\q", false).is_err());
+        assert_eq!(
+            relaxed(r"a(?=b)c(?(n)x)y\1(?>z)w++", false).unwrap(),
+            r"a(?:)c(?:x|)y(?s:.*?)(?:z)w+"
+        );
+        assert_eq!(relaxed(r"(?(n)x|(?!q)y)", false).unwrap(), r"(?:x|(?:)y)");
+        assert_eq!(free(r"^a\b$").unwrap(), r"(?:)a(?:)(?:)");
     }
 
     #[test]
@@ -519,5 +675,17 @@ mod tests {
         assert!(rx.is_match("xy\n"));
         assert!(rx.is_match("z\n"));
         assert!(!rx.is_match("xz\n"));
+    }
+}
+#[cfg(test)]
+mod ascii_tests {
+    #[test]
+    fn ascii_variant_builds_for_common_patterns() {
+        let rx = super::Rx::new(
+            r"^(?P<mlfid>\s*(?:\S+\s+)?(?:[\[\(]?sshd(?:\(\S+\))?[\]\)]?:?\s+)?)(?P<content>.+)$",
+            false,
+        )
+        .unwrap();
+        assert!(rx.ascii.is_some());
     }
 }

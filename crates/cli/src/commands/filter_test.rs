@@ -4,7 +4,7 @@
 
 use std::{
     collections::BTreeMap,
-    io::{BufWriter, Read, Write},
+    io::{BufRead, BufReader, BufWriter, Read, Write},
     path::{Path, PathBuf},
     process::ExitCode,
     time::Instant,
@@ -79,34 +79,37 @@ fn system_zone() -> Tz {
     Tz::UTC
 }
 
-/// Reads the log as fail2ban's `FileContainer` does: split on `\n`, lossy UTF-8, trailing
-/// `\r`/`\n` stripped. Returns the lines and how many were not valid UTF-8.
-fn read_log(path: &Path) -> std::io::Result<(Vec<String>, usize)> {
-    let mut raw = Vec::new();
-    if path.as_os_str() == "-" {
-        std::io::stdin().lock().read_to_end(&mut raw)?;
+/// Reads the log line by line as fail2ban's `FileContainer` does: split on `\n`, lossy UTF-8,
+/// trailing `\r`/`\n` stripped. Calls `each` with the line; returns the number of lines that
+/// were not valid UTF-8.
+fn for_each_line(
+    path: &Path,
+    mut each: impl FnMut(&str) -> std::io::Result<()>,
+) -> std::io::Result<usize> {
+    let input: Box<dyn Read> = if path.as_os_str() == "-" {
+        Box::new(std::io::stdin().lock())
     } else {
-        raw = std::fs::read(path)?;
-    }
-    let mut chunks: Vec<&[u8]> = raw.split(|&b| b == b'\n').collect();
-    if chunks.last().is_some_and(|c| c.is_empty()) {
-        chunks.pop();
-    }
+        Box::new(std::fs::File::open(path)?)
+    };
+    let mut reader = BufReader::with_capacity(1 << 20, input);
+    let mut raw = Vec::with_capacity(4096);
     let mut invalid = 0;
-    let lines = chunks
-        .into_iter()
-        .map(|c| {
-            let text = match std::str::from_utf8(c) {
-                Ok(s) => s.to_owned(),
-                Err(_) => {
-                    invalid += 1;
-                    String::from_utf8_lossy(c).into_owned()
-                }
-            };
-            text.trim_end_matches(['\r', '\n']).to_owned()
-        })
-        .collect();
-    Ok((lines, invalid))
+    loop {
+        raw.clear();
+        if reader.read_until(b'\n', &mut raw)? == 0 {
+            return Ok(invalid);
+        }
+        while raw.last().is_some_and(|&b| b == b'\n' || b == b'\r') {
+            raw.pop();
+        }
+        match std::str::from_utf8(&raw) {
+            Ok(line) => each(line)?,
+            Err(_) => {
+                invalid += 1;
+                each(String::from_utf8_lossy(&raw).trim_end_matches(['\r', '\n']))?;
+            }
+        }
+    }
 }
 
 fn format_time(t: f64, zone: Tz) -> Option<String> {
@@ -173,17 +176,18 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     }
     let journal = opts.get("logtype").is_some_and(|v| v == "journal");
 
-    let (lines, invalid) = match read_log(&args.log) {
-        Ok(it) => it,
-        Err(err) => return Ok(usage(format!("cannot read {}: {err}", args.log.display()))),
-    };
+    if args.log.as_os_str() != "-"
+        && let Err(err) = std::fs::File::open(&args.log)
+    {
+        return Ok(usage(format!("cannot read {}: {err}", args.log.display())));
+    }
 
     let started = Instant::now();
     let stdout = std::io::stdout();
     let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
     let mut hits = vec![0usize; filter.failregex_count()];
-    let (mut matched, mut ignored) = (0usize, 0usize);
-    for (n, line) in lines.iter().enumerate() {
+    let (mut matched, mut ignored, mut n) = (0usize, 0usize, 0usize);
+    let processed = for_each_line(&args.log, |line| {
         let r = if journal {
             filter.process_journal_line(line, now)
         } else {
@@ -198,25 +202,26 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         if r.ignored {
             ignored += 1;
         }
+        n += 1;
         if args.json {
             let record = serde_json::json!({
-                "line": n + 1,
+                "line": n,
                 "matched": r.matched,
                 "ignored": r.ignored,
                 "host": if r.matched { r.host.as_deref() } else { None },
                 "time": if r.matched { r.time.and_then(|t| format_time(t, zone)) } else { None },
             });
-            let written = serde_json::to_writer(&mut out, &record)
-                .map_err(std::io::Error::from)
-                .and_then(|()| out.write_all(b"\n"));
-            if let Err(err) = written {
-                if err.kind() == std::io::ErrorKind::BrokenPipe {
-                    return Ok(ExitCode::SUCCESS);
-                }
-                return Err(err.into());
-            }
+            serde_json::to_writer(&mut out, &record).map_err(std::io::Error::from)?;
+            out.write_all(b"\n")?;
         }
-    }
+        Ok(())
+    });
+    let invalid = match processed {
+        Ok(invalid) => invalid,
+        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => return Ok(ExitCode::SUCCESS),
+        Err(err) => return Err(anyhow::anyhow!("reading {}: {err}", args.log.display())),
+    };
+    let total = n;
     if !args.json {
         let elapsed = started.elapsed().as_secs_f64();
         let name =
@@ -249,10 +254,9 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             }
             s.push_str("`-\n\n");
         }
-        let missed = lines.len() - matched - ignored.min(lines.len() - matched);
+        let missed = total - matched - ignored.min(total - matched);
         s.push_str(&format!(
-            "Lines: {} lines, {ignored} ignored, {matched} matched, {missed} missed\n",
-            lines.len()
+            "Lines: {total} lines, {ignored} ignored, {matched} matched, {missed} missed\n"
         ));
         if invalid > 0 {
             s.push_str(&format!(
