@@ -85,6 +85,8 @@ enum Command {
     /// firewall (UFW/iptables), fail2ban's log, nginx access and error logs, Django, and a
     /// generic timestamp + level fallback; `auto` detects the format line by line.
     Parse(commands::parse::Args),
+    /// Test a fail2ban filter (unchanged) or a regex against a log, like fail2ban-regex.
+    FilterTest(commands::filter_test::Args),
 }
 
 #[derive(Debug, Subcommand)]
@@ -170,6 +172,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 Err(code) => Ok(code),
             }
         }
+        Command::FilterTest(args) => commands::filter_test::run(&args),
         Command::Config(ConfigCommand::Show) => {
             let config = match load_config(cli.config.as_deref()) {
                 Ok(it) => it,

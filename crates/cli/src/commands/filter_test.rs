@@ -1,0 +1,282 @@
+//! `vigil filter-test`: the `fail2ban-regex` equivalent. Runs a fail2ban filter file (unchanged,
+//! optionally with `[key=value,…]` options) or a bare regex over a log file and prints a summary,
+//! or with `--json` one verdict per input line so the result can be compared with fail2ban's.
+
+use std::{
+    collections::BTreeMap,
+    io::{BufRead, BufReader, BufWriter, Read, Write},
+    path::{Path, PathBuf},
+    process::ExitCode,
+    time::Instant,
+};
+
+use chrono::{DateTime, Datelike, SecondsFormat, TimeZone, Utc};
+use vigil_f2b::{Clock, Filter, FilterDefinition, chrono_tz::Tz, read_filter, split_options};
+
+/// Arguments of `vigil filter-test`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "\
+FILTER is a fail2ban filter file (its directory resolves [INCLUDES]), optionally followed by \
+options as in a jail: 'filter.d/sshd.conf[mode=aggressive]'. Anything else is taken as one \
+failregex (Python syntax, fail2ban tags such as <HOST>) with fail2ban's default date detection.
+
+With --json, each input line yields exactly one object, comment lines included:
+{\"line\": N, \"matched\": bool, \"ignored\": bool, \"host\": \"addr\"|null, \"time\": \"RFC3339\"|null}
+
+With the option logtype=journal, lines are journal messages: no date is parsed and the time is \
+--now.
+
+Exit codes: 0 the log was processed; 1 processed, but some lines were not valid UTF-8 (they were \
+read with replacement characters, as fail2ban does); 2 usage error, unreadable log, or a filter \
+that fails to load (unreadable or malformed file, interpolation error, a regex or datepattern \
+that does not compile — fail2ban would refuse such a filter too).")]
+pub struct Args {
+    /// The log file to test (`-` reads standard input).
+    #[arg(value_name = "LOG")]
+    log: PathBuf,
+    /// A fail2ban filter file with optional `[key=value,…]` options, or a bare failregex.
+    #[arg(value_name = "FILTER")]
+    filter: String,
+    /// One JSON object per input line instead of the summary.
+    #[arg(long)]
+    json: bool,
+    /// IANA zone of timestamps without an offset (default: the system's zone).
+    #[arg(long, value_name = "ZONE")]
+    tz: Option<String>,
+    /// Freeze the clock (RFC 3339) used to complete year-less timestamps and to date journal
+    /// lines (default: now).
+    #[arg(long, value_name = "RFC3339")]
+    now: Option<String>,
+}
+
+const EXIT_PROBLEMS: u8 = 1;
+const EXIT_USAGE: u8 = 2;
+
+fn usage(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::from(EXIT_USAGE)
+}
+
+/// The system's zone: `TZ`, `/etc/timezone`, or the `/etc/localtime` link; UTC otherwise.
+fn system_zone() -> Tz {
+    let parse = |s: &str| s.trim().trim_start_matches(':').parse::<Tz>().ok();
+    if let Ok(tz) = std::env::var("TZ")
+        && let Some(z) = parse(&tz)
+    {
+        return z;
+    }
+    if let Ok(s) = std::fs::read_to_string("/etc/timezone")
+        && let Some(z) = parse(&s)
+    {
+        return z;
+    }
+    if let Ok(link) = std::fs::read_link("/etc/localtime")
+        && let Some((_, name)) = link.to_string_lossy().split_once("zoneinfo/")
+        && let Some(z) = parse(name)
+    {
+        return z;
+    }
+    Tz::UTC
+}
+
+/// Reads the log line by line as fail2ban's `FileContainer` does: split on `\n`, lossy UTF-8,
+/// trailing `\r`/`\n` stripped. Calls `each` with the line; returns the number of lines that
+/// were not valid UTF-8.
+fn for_each_line(
+    path: &Path,
+    mut each: impl FnMut(&str) -> std::io::Result<()>,
+) -> std::io::Result<usize> {
+    let input: Box<dyn Read> = if path.as_os_str() == "-" {
+        Box::new(std::io::stdin().lock())
+    } else {
+        Box::new(std::fs::File::open(path)?)
+    };
+    let mut reader = BufReader::with_capacity(1 << 20, input);
+    let mut raw = Vec::with_capacity(4096);
+    let mut invalid = 0;
+    loop {
+        raw.clear();
+        if reader.read_until(b'\n', &mut raw)? == 0 {
+            return Ok(invalid);
+        }
+        while raw.last().is_some_and(|&b| b == b'\n' || b == b'\r') {
+            raw.pop();
+        }
+        match std::str::from_utf8(&raw) {
+            Ok(line) => each(line)?,
+            Err(_) => {
+                invalid += 1;
+                each(String::from_utf8_lossy(&raw).trim_end_matches(['\r', '\n']))?;
+            }
+        }
+    }
+}
+
+fn format_time(t: f64, zone: Tz) -> Option<String> {
+    let secs = t.floor();
+    let micros = ((t - secs) * 1_000_000.0).round() as u32;
+    let (secs, micros) = if micros >= 1_000_000 { (secs + 1.0, 0) } else { (secs, micros) };
+    let dt = zone.timestamp_opt(secs as i64, micros * 1000).single()?;
+    let format = if micros == 0 { SecondsFormat::Secs } else { SecondsFormat::Micros };
+    Some(dt.to_rfc3339_opts(format, false))
+}
+
+/// Runs `vigil filter-test`.
+pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    let zone = match &args.tz {
+        Some(name) => match name.parse::<Tz>() {
+            Ok(z) => z,
+            Err(_) => return Ok(usage(format!("--tz: unknown time zone {name:?}"))),
+        },
+        None => system_zone(),
+    };
+    let real_now = Utc::now();
+    let now = match &args.now {
+        Some(s) => match DateTime::parse_from_rfc3339(s) {
+            Ok(d) => d.timestamp() as f64 + f64::from(d.timestamp_subsec_micros()) / 1e6,
+            Err(err) => return Ok(usage(format!("--now: not an RFC 3339 time {s:?}: {err}"))),
+        },
+        None => real_now.timestamp() as f64,
+    };
+    let real_year = real_now.with_timezone(&zone).year();
+    let clock = Clock { now, zone, real_year };
+
+    // A filter file (with options) or a bare regex.
+    let (path, opts) = match split_options(&args.filter) {
+        Ok((p, o)) if Path::new(&p).is_file() => (Some(PathBuf::from(p)), o),
+        Ok((p, _)) if p.ends_with(".conf") || p.ends_with(".local") => {
+            return Ok(usage(format!("filter file not found: {p}")));
+        }
+        Err(err) if args.filter.ends_with(']') && args.filter.contains(".conf[") => {
+            return Ok(usage(format!("bad filter options in {:?}: {err}", args.filter)));
+        }
+        _ => (None, BTreeMap::new()),
+    };
+    let def = match &path {
+        Some(p) => match read_filter(p, &opts) {
+            Ok(d) => d,
+            Err(err) => {
+                eprintln!("error: cannot load filter {}: {err}", args.filter);
+                return Ok(ExitCode::from(EXIT_USAGE));
+            }
+        },
+        None => FilterDefinition {
+            failregex: vec![args.filter.clone()],
+            maxlines: 1,
+            ..FilterDefinition::default()
+        },
+    };
+    let mut filter = Filter::new(&def, real_year);
+    if !filter.problems().is_empty() {
+        for p in filter.problems() {
+            let at = if p.index > 0 { format!(" #{}", p.index) } else { String::new() };
+            eprintln!("error: cannot load filter {}: {}{at}: {}", args.filter, p.option, p.message);
+        }
+        return Ok(ExitCode::from(EXIT_USAGE));
+    }
+    let journal = opts.get("logtype").is_some_and(|v| v == "journal");
+
+    if args.log.as_os_str() != "-"
+        && let Err(err) = std::fs::File::open(&args.log)
+    {
+        return Ok(usage(format!("cannot read {}: {err}", args.log.display())));
+    }
+
+    let started = Instant::now();
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
+    let mut hits = vec![0usize; filter.failregex_count()];
+    let (mut matched, mut ignored, mut n) = (0usize, 0usize, 0usize);
+    let processed = for_each_line(&args.log, |line| {
+        let r = if journal {
+            filter.process_journal_line(line, now)
+        } else {
+            filter.process_line(line, &clock)
+        };
+        if r.matched {
+            matched += 1;
+            if let Some(i) = r.regex {
+                hits[i] += 1;
+            }
+        }
+        if r.ignored {
+            ignored += 1;
+        }
+        n += 1;
+        if args.json {
+            let record = serde_json::json!({
+                "line": n,
+                "matched": r.matched,
+                "ignored": r.ignored,
+                "host": if r.matched { r.host.as_deref() } else { None },
+                "time": if r.matched { r.time.and_then(|t| format_time(t, zone)) } else { None },
+            });
+            serde_json::to_writer(&mut out, &record).map_err(std::io::Error::from)?;
+            out.write_all(b"\n")?;
+        }
+        Ok(())
+    });
+    let invalid = match processed {
+        Ok(invalid) => invalid,
+        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => return Ok(ExitCode::SUCCESS),
+        Err(err) => return Err(anyhow::anyhow!("reading {}: {err}", args.log.display())),
+    };
+    let total = n;
+    if !args.json {
+        let elapsed = started.elapsed().as_secs_f64();
+        let name =
+            path.as_deref().map_or_else(|| "(regex)".to_owned(), |p| p.display().to_string());
+        let mut s = String::new();
+        s.push_str("Running tests\n=============\n\n");
+        s.push_str(&format!("Use   failregex filter file : {name}\n"));
+        for (k, v) in &opts {
+            s.push_str(&format!("Use   filter option : {k} = {v}\n"));
+        }
+        if let Some(dp) = &def.datepattern {
+            s.push_str(&format!("Use      datepattern : {}\n", dp.replace('\n', " ")));
+        }
+        s.push_str(&format!("Use         log file : {}\n", args.log.display()));
+        s.push_str("Use         encoding : UTF-8\n\nResults\n=======\n\n");
+        s.push_str(&format!("Failregex: {matched} total\n|-  #) [# of hits] regular expression\n"));
+        for (i, src) in filter.failregex_sources().enumerate() {
+            if hits[i] > 0 {
+                s.push_str(&format!("|  {:>2}) [{}] {src}\n", i + 1, hits[i]));
+            }
+        }
+        s.push_str("`-\n\n");
+        s.push_str(&format!("Ignoreregex: {ignored} total\n\n"));
+        if !filter.fancy().is_empty() {
+            s.push_str("Backtracking engine (fancy-regex, backtrack limit ");
+            s.push_str(&format!("{}):\n", vigil_f2b::BACKTRACK_LIMIT));
+            for f in filter.fancy() {
+                let at = if f.index > 0 { format!(" #{}", f.index) } else { String::new() };
+                s.push_str(&format!("|- {}{at}: {}\n", f.option, f.features.join(", ")));
+            }
+            s.push_str("`-\n\n");
+        }
+        let missed = total - matched - ignored.min(total - matched);
+        s.push_str(&format!(
+            "Lines: {total} lines, {ignored} ignored, {matched} matched, {missed} missed\n"
+        ));
+        if invalid > 0 {
+            s.push_str(&format!(
+                "|- {invalid} lines were not valid UTF-8 (read with replacement)\n"
+            ));
+        }
+        s.push_str(&format!("[processed in {elapsed:.2} sec]\n"));
+        if let Err(err) = out.write_all(s.as_bytes())
+            && err.kind() != std::io::ErrorKind::BrokenPipe
+        {
+            return Err(err.into());
+        }
+    }
+    match out.flush() {
+        Err(err) if err.kind() != std::io::ErrorKind::BrokenPipe => return Err(err.into()),
+        _ => {}
+    }
+    if invalid > 0 {
+        eprintln!("warning: {invalid} lines of {} were not valid UTF-8", args.log.display());
+        return Ok(ExitCode::from(EXIT_PROBLEMS));
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,295 @@
+//! fail2ban's regex tags and its `Regex.search` over a buffer of lines.
+//!
+//! fail2ban expands `<HOST>`, `<ADDR>`, `<IP4>`, `<IP6>`, `<DNS>`, `<CIDR>`, `<SUBNET>`,
+//! `<F-ID/>`, `<F-PORT/>` and `<SKIPLINES>` into fixed sub-patterns with well-known group names
+//! (`ip4`, `ip6`, `dns`, `fid`, …) and turns `<F-NAME>`…`</F-NAME>` into the named group `name`
+//! (lower-cased; `F-ID` → `fid`, `F-PORT` → `fport`). A match over a multi-line buffer also
+//! tells which buffered lines it used, which decides what stays in the buffer.
+
+use crate::pyre::{Rx, Spans};
+
+/// fail2ban's IPv4 pattern (`IPAddr.IP_4_RE`).
+const IP4: &str = r"(?:\d{1,3}\.){3}\d{1,3}";
+/// fail2ban's IPv6 pattern (`IPAddr.IP_6_RE`). The original ends in `(?<=:):`, a look-behind
+/// that always holds there (every repetition before it ends with `:`), so it is written as `:`
+/// and `<HOST>` stays on the linear-time engine.
+const IP6: &str = r"(?:[0-9a-fA-F]{1,4}::?|::){1,7}(?:[0-9a-fA-F]{1,4}|:)";
+
+fn host_pattern(tag: &str) -> Option<String> {
+    let ip4 = format!(r"(?:::f{{4,6}}:)?(?P<ip4>{IP4})");
+    let ip6 = format!(r"(?P<ip6>{IP6})");
+    let dns = r"(?P<dns>[\w\-.^_]*\w)".to_owned();
+    let addr = format!(r"\[?(?:{ip4}|{ip6})\]?");
+    let cidr = r"(?P<cidr>\d+)".to_owned();
+    Some(match tag {
+        "HOST" => format!("(?:{addr}|{dns})"),
+        "IP4" | "F-IP4/" => ip4,
+        "IP6" | "F-IP6/" => ip6,
+        "ADDR" | "F-ADDR/" => addr,
+        "CIDR" | "F-CIDR/" => cidr,
+        "SUBNET" | "F-SUBNET/" => format!(r"\[?(?:{ip4}|{ip6})(?:/{cidr})?\]?"),
+        "DNS" | "F-DNS/" => dns,
+        "F-ID/" => r"(?P<fid>\S+)".to_owned(),
+        "F-PORT/" => r"(?P<fport>\w+)".to_owned(),
+        _ => return None,
+    })
+}
+
+fn map_tag(tag: &str) -> String {
+    let lower = tag.to_lowercase();
+    match lower.as_str() {
+        "id" => "fid".to_owned(),
+        "port" => "fport".to_owned(),
+        _ => lower,
+    }
+}
+
+/// Expands fail2ban's tags in a regex (`Regex._resolveHostTag`, with `usedns` other than `no`).
+pub(crate) fn resolve_tags(regex: &str) -> String {
+    let mut out = String::with_capacity(regex.len() * 2);
+    let mut open: Vec<String> = Vec::new();
+    let mut skiplines = 0;
+    let mut rest = regex;
+    while let Some(lt) = rest.find('<') {
+        out.push_str(&rest[..lt]);
+        let after = &rest[lt..];
+        // `</?[\w\-]+/?>`
+        let Some(tag_len) = tag_at(after) else {
+            out.push('<');
+            rest = &after[1..];
+            continue;
+        };
+        let tag = &after[..tag_len];
+        let name = &tag[1..tag.len() - 1];
+        rest = &after[tag_len..];
+        if name == "SKIPLINES" {
+            out.push_str(&format!(r"\n(?P<skiplines{skiplines}>(?:(?:.*\n)*?))"));
+            skiplines += 1;
+            continue;
+        }
+        if let Some(p) = host_pattern(name) {
+            out.push_str(&p);
+            continue;
+        }
+        let (closing, body) = match name.strip_prefix('/') {
+            Some(b) => (true, b),
+            None => (false, name),
+        };
+        let custom = body.strip_prefix("F-").filter(|n| {
+            !n.is_empty()
+                && n.chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_' || c == '-')
+        });
+        match custom {
+            Some(n) if closing => {
+                if open.iter().any(|o| o == n) {
+                    out.push(')');
+                } else {
+                    out.push_str(tag);
+                }
+            }
+            Some(n) => {
+                open.push(n.to_owned());
+                out.push_str(&format!("(?P<{}>", map_tag(n)));
+            }
+            None => out.push_str(tag),
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Length of a `</?[\w\-]+/?>` tag at the start of `s`.
+fn tag_at(s: &str) -> Option<usize> {
+    let mut chars = s.char_indices().skip(1).peekable();
+    if let Some(&(_, '/')) = chars.peek() {
+        chars.next();
+    }
+    let mut word = 0;
+    while let Some(&(_, c)) = chars.peek() {
+        if c.is_alphanumeric() || c == '_' || c == '-' {
+            word += 1;
+            chars.next();
+        } else {
+            break;
+        }
+    }
+    if word == 0 {
+        return None;
+    }
+    if let Some(&(_, '/')) = chars.peek() {
+        chars.next();
+    }
+    match chars.next() {
+        Some((i, '>')) => Some(i + 1),
+        _ => None,
+    }
+}
+
+/// `alt_user_1` → `user` (`COMPLNAME_CRE` for the `alt_` prefix).
+fn alt_target(name: &str) -> Option<String> {
+    let rest = name.strip_prefix("alt_").filter(|r| !r.is_empty())?;
+    // Drop a trailing `_<digits>`.
+    let base = match rest.rfind('_') {
+        Some(p)
+            if p > 0 && rest[p + 1..].chars().all(|c| c.is_ascii_digit()) && p + 1 < rest.len() =>
+        {
+            &rest[..p]
+        }
+        _ => rest,
+    };
+    Some(map_tag(base))
+}
+
+/// One line split around its timestamp: (before, timestamp text, after).
+pub(crate) type TupleLine = (String, String, String);
+
+/// The text fail2ban searches: each line without its timestamp, each followed by `\n`.
+pub(crate) fn tuple_buf(lines: &[TupleLine]) -> String {
+    let mut buf = String::new();
+    for (i, l) in lines.iter().enumerate() {
+        if i > 0 {
+            buf.push('\n');
+        }
+        buf.push_str(&l.0);
+        buf.push_str(&l.2);
+    }
+    buf.push('\n');
+    buf
+}
+
+/// A compiled fail2ban regex (after tag expansion and translation).
+#[derive(Debug, Clone)]
+pub(crate) struct F2bRegex {
+    pub(crate) rx: Rx,
+    /// The regex as written in the filter (before tag expansion).
+    pub(crate) source: String,
+    skiplines: Vec<usize>,
+}
+
+/// The result of a search: groups by name and the split of the original lines.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Found {
+    pub(crate) groups: Vec<(String, Option<String>)>,
+    pub(crate) unmatched: Vec<TupleLine>,
+}
+
+impl Found {
+    #[cfg(test)]
+    pub(crate) fn group(&self, name: &str) -> Option<&str> {
+        self.groups.iter().find(|(n, _)| n == name).and_then(|(_, v)| v.as_deref())
+    }
+}
+
+impl F2bRegex {
+    pub(crate) fn new(source: &str, multiline: bool) -> Result<F2bRegex, String> {
+        let expanded = resolve_tags(source);
+        if expanded.trim_start().is_empty() {
+            return Err("cannot add empty regex".into());
+        }
+        let rx = Rx::new(&expanded, multiline)
+            .map_err(|e| format!("unable to compile regular expression {source:?}: {e}"))?;
+        let skiplines = rx
+            .names()
+            .iter()
+            .filter(|(n, _)| n.starts_with("skiplines"))
+            .map(|(_, i)| *i)
+            .collect();
+        Ok(F2bRegex { rx, source: source.to_owned(), skiplines })
+    }
+
+    /// `Regex.search(buf, orgLines)` followed by `getGroups` and `getUnmatchedTupleLines`.
+    pub(crate) fn search(&self, buf: &str, org: &[TupleLine]) -> Option<Found> {
+        let spans = self.rx.search(buf)?;
+        Some(self.found(buf, org, &spans))
+    }
+
+    fn found(&self, buf: &str, org: &[TupleLine], spans: &Spans) -> Found {
+        let mut groups: Vec<(String, Option<String>)> = self
+            .rx
+            .names()
+            .iter()
+            .map(|(n, i)| (n.clone(), spans.get(*i).map(|(s, e)| buf[s..e].to_owned())))
+            .collect();
+        // `alt_NAME[_N]` groups fill `NAME` when it is empty (`_getGroupsWithAlt`).
+        let mut alts: Vec<(String, String)> =
+            groups.iter().filter_map(|(k, _)| alt_target(k).map(|n| (k.clone(), n))).collect();
+        alts.sort();
+        for (k, n) in alts {
+            let v = groups.iter().find(|(g, _)| *g == k).and_then(|(_, v)| v.clone());
+            let target_empty = groups
+                .iter()
+                .find(|(g, _)| *g == n)
+                .is_none_or(|(_, t)| t.as_deref().is_none_or(str::is_empty));
+            if let Some(v) = v.filter(|v| !v.is_empty())
+                && target_empty
+            {
+                match groups.iter_mut().find(|(g, _)| *g == n) {
+                    Some(slot) => slot.1 = Some(v),
+                    None => groups.push((n, Some(v))),
+                }
+            }
+        }
+        let mut unmatched = Vec::new();
+        if org.len() > 1 {
+            let (start, end) = spans.get(0).unwrap_or((0, 0));
+            let line_start = if buf[start..].starts_with('\n') {
+                start + 1
+            } else {
+                buf[..start].rfind('\n').map_or(0, |p| p + 1)
+            };
+            let from = if end > 0 && buf.as_bytes()[end - 1] == b'\n' { end - 1 } else { end };
+            let line_end = buf[from..].find('\n').map_or(buf.len(), |p| from + p + 1);
+            let c1 = buf[..line_start].matches('\n').count().min(org.len());
+            let c2 = buf[..line_end].matches('\n').count().clamp(c1, org.len());
+            let mut matched: Vec<TupleLine> = org[c1..c2].to_vec();
+            unmatched.extend_from_slice(&org[..c1]);
+            let mut skipped = String::new();
+            for &i in &self.skiplines {
+                if let Some((s, e)) = spans.get(i) {
+                    skipped.push_str(&buf[s..e]);
+                }
+            }
+            let mut n = 0;
+            for skipped_line in skipped.lines() {
+                if let Some(m) = matched[n.min(matched.len())..]
+                    .iter()
+                    .position(|l| format!("{}{}", l.0, l.2) == skipped_line)
+                {
+                    unmatched.push(matched.remove(n + m));
+                    n += m;
+                }
+            }
+            unmatched.extend_from_slice(&org[c2..]);
+        }
+        Found { groups, unmatched }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_expand_to_named_groups() {
+        let r = resolve_tags("^<F-USER>.*</F-USER> from <HOST> <F-ID/> </F-X> <foo>");
+        assert!(r.starts_with("^(?P<user>.*) from (?:"));
+        assert!(r.contains("(?P<ip4>") && r.contains("(?P<ip6>") && r.contains("(?P<dns>"));
+        assert!(r.ends_with("(?P<fid>\\S+) </F-X> <foo>"));
+    }
+
+    #[test]
+    fn host_matches_addresses_like_fail2ban() {
+        let re = F2bRegex::new("from <HOST>$", false).unwrap();
+        for (line, group, value) in [
+            ("from 1.2.3.4\n", "ip4", "1.2.3.4"),
+            ("from ::ffff:1.2.3.4\n", "ip4", "1.2.3.4"),
+            ("from [2001:db8::1]\n", "ip6", "2001:db8::1"),
+            ("from 2001:db8::\n", "ip6", "2001:db8::"),
+            ("from example.com\n", "dns", "example.com"),
+        ] {
+            let f = re.search(line, &[]).unwrap();
+            assert_eq!(f.group(group), Some(value), "{line}");
+        }
+    }
+}
