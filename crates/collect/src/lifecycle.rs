@@ -112,6 +112,11 @@ fn finding(sign: Suspicion, record: &ProcessRecord) -> Finding {
     let name = info.name.as_deref().unwrap_or("?");
     let exe = info.exe.as_deref().unwrap_or("?");
     let summary = match sign {
+        // Executed from a memfd (fileless): the kernel shows it as `/memfd:NAME (deleted)`.
+        Suspicion::ExeDeleted if exe.starts_with("/memfd:") => format!(
+            "process {} ({name}) runs an executable that only exists in memory: {exe}",
+            info.pid
+        ),
         Suspicion::ExeDeleted => {
             format!("process {} ({name}) runs an executable deleted from disk: {exe}", info.pid)
         }
@@ -132,6 +137,9 @@ fn finding(sign: Suspicion, record: &ProcessRecord) -> Finding {
     }
     if let Some(uid) = info.uid {
         finding = finding.with_data("uid", uid);
+    }
+    if sign == Suspicion::ExeDeleted {
+        finding = finding.with_data("memfd", exe.starts_with("/memfd:"));
     }
     if !info.cmdline.is_empty() {
         finding = finding.with_record(info.cmdline.join(" "));
@@ -171,6 +179,25 @@ mod tests {
                 other => panic!("{other:?}"),
             })
             .collect()
+    }
+
+    #[test]
+    fn a_memfd_executable_is_called_fileless() {
+        let record = ProcessRecord {
+            info: vigil_event::ProcessInfo {
+                pid: 7,
+                name: Some("x".into()),
+                exe: Some("/memfd:payload (deleted)".into()),
+                ..Default::default()
+            },
+            start_ticks: 1,
+            kernel_thread: false,
+        };
+        let it = finding(Suspicion::ExeDeleted, &record);
+        assert!(it.summary.contains("only exists in memory"), "{}", it.summary);
+        assert_eq!(it.data["memfd"], true);
+        let it = finding(Suspicion::NameMismatch, &record);
+        assert!(!it.data.contains_key("memfd"));
     }
 
     #[test]
