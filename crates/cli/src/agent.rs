@@ -68,7 +68,9 @@ fn register_sources(builder: &mut RuntimeBuilder, config: &Config) -> anyhow::Re
         builder.register_source(Arc::new(source))?;
     }
     if sources.process_lifecycle.enabled {
-        let source = ProcessLifecycleSource::new(root(), sources.process_lifecycle.interval);
+        let config = &sources.process_lifecycle;
+        let source =
+            ProcessLifecycleSource::new(root(), config.interval).with_connector(config.netlink);
         builder.register_source(Arc::new(source))?;
     }
     Ok(())
