@@ -517,3 +517,23 @@ fn run_with_the_process_connector_sees_a_process_shorter_than_a_poll() {
     .unwrap();
     assert!(agent.wait().unwrap().success());
 }
+
+#[test]
+fn conns_resolve_names_remote_addresses_from_etc_hosts() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let _client = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let _server = listener.accept().unwrap();
+    let found = json(&["conns", "--port", &port.to_string(), "--resolve", "--json"]);
+    let established: Vec<&Value> =
+        found.as_array().unwrap().iter().filter(|it| it["state"] == "ESTABLISHED").collect();
+    assert_eq!(established.len(), 2, "both ends: {found}");
+    let hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
+    let expected = hosts.lines().find_map(|line| {
+        let mut words = line.split('#').next()?.split_whitespace();
+        (words.next()? == "127.0.0.1").then(|| words.next().map(str::to_owned))?
+    });
+    for socket in established {
+        assert_eq!(socket["remote_host"].as_str(), expected.as_deref(), "{socket}");
+    }
+}

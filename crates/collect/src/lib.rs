@@ -27,6 +27,7 @@ mod proc_connector;
 mod proc_root;
 mod process;
 pub mod prometheus;
+mod rdns;
 mod sock_diag;
 mod sources;
 mod system;
@@ -43,6 +44,7 @@ pub use process::{
     ProcessCollector, ProcessRecord, ResourceSummary, Suspicion, exe_file_name, find_by_name,
     is_world_writable, summarize, suspicions,
 };
+pub use rdns::{ReverseDns, hosts_lookup, reverse_name, system_lookup};
 pub use sources::{
     ConnectionsSource, NetworkSource, ProcessLifecycleSource, ProcessSource, SystemSource,
 };
