@@ -203,8 +203,8 @@ mod tests {
     #[test]
     fn sees_a_child_start_and_exit_when_root() {
         let Ok(mut connector) = ProcConnector::subscribe() else {
-            // Unprivileged: the lifecycle source falls back to polling (tested elsewhere).
-            assert!(!rustix::process::geteuid().is_root(), "root can subscribe");
+            // Unprivileged (CAP_NET_ADMIN is needed): the lifecycle source falls back to
+            // polling, which the lifecycle tests cover.
             return;
         };
         #[allow(clippy::disallowed_methods)] // A real child process is the point.
