@@ -73,7 +73,9 @@ fn register_sources(
         builder.register_source(Arc::new(source))?;
     }
     if sources.process_lifecycle.enabled {
-        let source = ProcessLifecycleSource::new(root(), sources.process_lifecycle.interval);
+        let config = &sources.process_lifecycle;
+        let source =
+            ProcessLifecycleSource::new(root(), config.interval).with_connector(config.netlink);
         builder.register_source(Arc::new(source))?;
     }
     for (name, it) in &config.sources.files {

@@ -300,7 +300,11 @@ collector_section!(
     ProcessLifecycleSourceConfig,
     Duration::from_secs(1),
     "How often to compare the process table with the previous one; a process that starts and \
-     exits between two polls is not seen."
+     exits between two polls is not seen (unless `netlink` is on).",
+    /// Also follow the kernel's process events connector (netlink; needs root): starts and
+    /// exits as they happen, including processes shorter than a poll. Without root the source
+    /// logs a warning and polls.
+    netlink: bool = false
 );
 
 /// The `agent` status source.

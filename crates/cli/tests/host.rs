@@ -464,3 +464,77 @@ fn metrics_prometheus_agrees_with_node_exporter() {
         close(key, 0.01, 64.0 * 1024.0 * 1024.0);
     }
 }
+
+#[test]
+fn run_with_the_process_connector_sees_a_process_shorter_than_a_poll() {
+    use std::process::Stdio;
+    let home = tempfile::tempdir().unwrap();
+    let mut agent = vigil(&["run", "--print"])
+        .env("VIGIL_AGENT__STATE_DIR", home.path().join("vigil"))
+        .env("VIGIL_SOURCES__PROCESS_LIFECYCLE__ENABLED", "true")
+        .env("VIGIL_SOURCES__PROCESS_LIFECYCLE__NETLINK", "true")
+        // No poll during the test: only the connector can see the child.
+        .env("VIGIL_SOURCES__PROCESS_LIFECYCLE__INTERVAL", "1h")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let rx = lines(agent.stdout.take().unwrap());
+    wait_for(&rx, |it| it["kind"] == "agent_status");
+    if vigil_collect::ProcConnector::subscribe().is_err() {
+        // Unprivileged (or no connector in this kernel): the source says why and polls instead
+        // (the poll test covers that).
+        rustix::process::kill_process(
+            rustix::process::Pid::from_child(&agent),
+            rustix::process::Signal::TERM,
+        )
+        .unwrap();
+        let out = agent.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("Cannot follow the kernel's process events"), "{err}");
+        return;
+    }
+    // Keep the agent's log flowing (its findings are logged) so it never blocks on stderr.
+    let mut stderr = agent.stderr.take().unwrap();
+    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+    // The subscription happens as the source starts; children are seen from then on. Retry a
+    // few short-lived children until one is reported, then check its exit came too.
+    for attempt in 0.. {
+        let mut child = program("true").spawn().unwrap();
+        let pid = u64::from(child.id());
+        child.wait().unwrap();
+        let limit = std::time::Duration::from_secs(if attempt < 5 { 2 } else { 30 });
+        if let Some(start) = wait_until(&rx, limit, |it| is_process(it, pid, "start")) {
+            assert_eq!(start["payload"]["process"]["pid"].as_u64(), Some(pid));
+            wait_for(&rx, |it| is_process(it, pid, "exit"));
+            break;
+        }
+        assert!(attempt < 5, "no start event for a short-lived child");
+    }
+    rustix::process::kill_process(
+        rustix::process::Pid::from_child(&agent),
+        rustix::process::Signal::TERM,
+    )
+    .unwrap();
+    assert!(agent.wait().unwrap().success());
+}
+
+#[test]
+fn conns_resolve_names_remote_addresses_from_etc_hosts() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let _client = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let _server = listener.accept().unwrap();
+    let found = json(&["conns", "--port", &port.to_string(), "--resolve", "--json"]);
+    let established: Vec<&Value> =
+        found.as_array().unwrap().iter().filter(|it| it["state"] == "ESTABLISHED").collect();
+    assert_eq!(established.len(), 2, "both ends: {found}");
+    let hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
+    let expected = hosts.lines().find_map(|line| {
+        let mut words = line.split('#').next()?.split_whitespace();
+        (words.next()? == "127.0.0.1").then(|| words.next().map(str::to_owned))?
+    });
+    for socket in established {
+        assert_eq!(socket["remote_host"].as_str(), expected.as_deref(), "{socket}");
+    }
+}

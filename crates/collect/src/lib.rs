@@ -10,7 +10,7 @@
 //! | `network` | [`NetworkCollector`] | `network_metric`: interfaces, TCP states (IPv4, IPv6), listening ports |
 //! | `connections` | [`ConnectionCollector`] | `connection`: one per TCP/UDP socket, with its owning pid and process |
 //! | `process` | [`ProcessCollector`] | `process` (phase `snapshot`): one per process, with CPU, memory, I/O, fds, children |
-//! | `process_lifecycle` | [`LifecycleTracker`] | `process` (phases `start`, `exit`) by polling, and `finding`s for a deleted executable, an executable in a world-writable directory, a name that is not the executable's |
+//! | `process_lifecycle` | [`LifecycleTracker`] | `process` (phases `start`, `exit`) by polling or, as root, the kernel's process events connector ([`ProcConnector`]), and `finding`s for a deleted executable, an executable in a world-writable directory, a name that is not the executable's |
 //!
 //! All parsing goes through the `procfs` crate's `FromRead` parsers and `*_with_root`
 //! constructors, against a [`ProcRoot`]: the live `/proc`, or a captured tree under
@@ -23,9 +23,11 @@ mod connections;
 mod disks;
 mod lifecycle;
 mod network;
+mod proc_connector;
 mod proc_root;
 mod process;
 pub mod prometheus;
+mod rdns;
 mod sock_diag;
 mod sources;
 mod system;
@@ -36,11 +38,13 @@ pub use connections::{
 pub use disks::{FsSpace, StatFs, is_real_mount, is_whole_disk, statvfs};
 pub use lifecycle::LifecycleTracker;
 pub use network::{NetworkCollector, is_loopback, tcp_state_name};
+pub use proc_connector::{ProcConnector, ProcEvent};
 pub use proc_root::ProcRoot;
 pub use process::{
     ProcessCollector, ProcessRecord, ResourceSummary, Suspicion, exe_file_name, find_by_name,
     is_world_writable, summarize, suspicions,
 };
+pub use rdns::{ReverseDns, hosts_lookup, reverse_name, system_lookup};
 pub use sources::{
     ConnectionsSource, NetworkSource, ProcessLifecycleSource, ProcessSource, SystemSource,
 };

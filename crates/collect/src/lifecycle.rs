@@ -9,11 +9,14 @@
 use std::{
     collections::{HashMap, HashSet},
     path::{Path, PathBuf},
+    time::{Duration, Instant},
 };
 
 use vigil_event::{Finding, FindingLevel, Payload, ProcessEvent, ProcessPhase};
 
-use crate::{ProcRoot, ProcessCollector, ProcessRecord, Suspicion, is_world_writable, suspicions};
+use crate::{
+    ProcEvent, ProcRoot, ProcessCollector, ProcessRecord, Suspicion, is_world_writable, suspicions,
+};
 
 /// The `system` of the findings this source makes.
 const SYSTEM: &str = "process_lifecycle";
@@ -25,7 +28,13 @@ pub struct LifecycleTracker {
     known: HashMap<(u32, u64), ProcessRecord>,
     exited: HashSet<(u32, u64)>,
     baseline: bool,
+    /// Processes the connector saw fork and not yet exec, with when.
+    pending: HashMap<u32, Instant>,
 }
+
+/// How long a forked process that has not exec'd waits before it is announced with the image
+/// it inherited (a server's worker, a shell's subshell).
+const FORK_GRACE: Duration = Duration::from_millis(200);
 
 impl LifecycleTracker {
     /// A tracker over `root`; its first [`poll`](Self::poll) takes the baseline.
@@ -35,7 +44,83 @@ impl LifecycleTracker {
             known: HashMap::new(),
             exited: HashSet::new(),
             baseline: false,
+            pending: HashMap::new(),
         }
+    }
+
+    /// Applies events from the kernel's process connector: a forked process is announced (a
+    /// `start`) at its exec, or after a short grace without one; an exec of a known process is a
+    /// `snapshot` with the new program; a process exit is an `exit`. Findings are checked at
+    /// start and at every exec. Threads are ignored.
+    pub fn on_events(&mut self, events: &[ProcEvent], now: Instant) -> Vec<Payload> {
+        let mut out = Vec::new();
+        let mut findings = Vec::new();
+        for proc_event in events {
+            match *proc_event {
+                ProcEvent::Fork { child_pid, child_tgid, .. } if child_pid == child_tgid => {
+                    self.pending.insert(child_pid, now);
+                }
+                ProcEvent::Exec { pid, tgid } if pid == tgid => {
+                    let Some(record) = self.collector.read_process(pid) else { continue };
+                    let known = self.forget_pid(pid);
+                    let fresh = self.pending.remove(&pid).is_some() || known.is_none();
+                    let phase = if fresh { ProcessPhase::Start } else { ProcessPhase::Snapshot };
+                    self.announce(record, phase, &mut out, &mut findings);
+                }
+                ProcEvent::Exit { pid, tgid, .. } if pid == tgid => {
+                    if self.pending.remove(&pid).is_some() {
+                        // Forked and gone before exec or the grace ended: announce it now,
+                        // with what its (zombie) entry still shows.
+                        let record = self.collector.read_process(pid).unwrap_or(ProcessRecord {
+                            info: vigil_event::ProcessInfo { pid, ..Default::default() },
+                            start_ticks: 0,
+                            kernel_thread: false,
+                        });
+                        self.announce(record, ProcessPhase::Start, &mut out, &mut findings);
+                    }
+                    if let Some(record) = self.forget_pid(pid) {
+                        out.push(event(ProcessPhase::Exit, &record));
+                    }
+                }
+                _ => {}
+            }
+        }
+        let due: Vec<u32> = self
+            .pending
+            .iter()
+            .filter(|(_, at)| now.saturating_duration_since(**at) >= FORK_GRACE)
+            .map(|(pid, _)| *pid)
+            .collect();
+        for pid in due {
+            self.pending.remove(&pid);
+            if let Some(record) = self.collector.read_process(pid) {
+                self.forget_pid(pid);
+                self.announce(record, ProcessPhase::Start, &mut out, &mut findings);
+            }
+        }
+        out.extend(findings);
+        out
+    }
+
+    fn announce(
+        &mut self,
+        record: ProcessRecord,
+        phase: ProcessPhase,
+        out: &mut Vec<Payload>,
+        findings: &mut Vec<Payload>,
+    ) {
+        for sign in suspicions(&record, &mut is_world_writable) {
+            findings.push(Payload::Finding(finding(sign, &record)));
+        }
+        out.push(event(phase, &record));
+        self.known.insert(record.key(), record);
+    }
+
+    /// Removes and returns the known process with this pid.
+    fn forget_pid(&mut self, pid: u32) -> Option<ProcessRecord> {
+        let key = self.known.keys().find(|it| it.0 == pid).copied()?;
+        self.exited.remove(&key);
+        self.known.remove(&key)
     }
 
     /// Compares the process table with the previous poll: start and exit events, then findings.
@@ -50,6 +135,10 @@ impl LifecycleTracker {
 
         let mut seen = HashSet::with_capacity(scan.len());
         for cheap in scan {
+            if self.pending.contains_key(&cheap.info.pid) {
+                // The connector will announce it at its exec or after the grace.
+                continue;
+            }
             let key = cheap.key();
             seen.insert(key);
             if !self.known.contains_key(&key) {
@@ -112,6 +201,11 @@ fn finding(sign: Suspicion, record: &ProcessRecord) -> Finding {
     let name = info.name.as_deref().unwrap_or("?");
     let exe = info.exe.as_deref().unwrap_or("?");
     let summary = match sign {
+        // Executed from a memfd (fileless): the kernel shows it as `/memfd:NAME (deleted)`.
+        Suspicion::ExeDeleted if exe.starts_with("/memfd:") => format!(
+            "process {} ({name}) runs an executable that only exists in memory: {exe}",
+            info.pid
+        ),
         Suspicion::ExeDeleted => {
             format!("process {} ({name}) runs an executable deleted from disk: {exe}", info.pid)
         }
@@ -132,6 +226,9 @@ fn finding(sign: Suspicion, record: &ProcessRecord) -> Finding {
     }
     if let Some(uid) = info.uid {
         finding = finding.with_data("uid", uid);
+    }
+    if sign == Suspicion::ExeDeleted {
+        finding = finding.with_data("memfd", exe.starts_with("/memfd:"));
     }
     if !info.cmdline.is_empty() {
         finding = finding.with_record(info.cmdline.join(" "));
@@ -171,6 +268,71 @@ mod tests {
                 other => panic!("{other:?}"),
             })
             .collect()
+    }
+
+    #[test]
+    fn connector_events_announce_at_exec_after_the_grace_or_at_exit() {
+        let dir = tempfile::tempdir().unwrap();
+        let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("test_data/debian12-6.18");
+        copy_tree(&fixture, dir.path());
+        let mut tracker = LifecycleTracker::new(ProcRoot::at(dir.path()));
+        tracker.poll();
+        let t0 = Instant::now();
+        let fork = |pid| ProcEvent::Fork { parent_tgid: 2889, child_pid: pid, child_tgid: pid };
+        let exec = |pid| ProcEvent::Exec { pid, tgid: pid };
+        let exit = |pid| ProcEvent::Exit { pid, tgid: pid, exit_code: 0 };
+        let add = |pid: u32| {
+            let stat = fs::read_to_string(fixture.join("2897/stat")).unwrap();
+            copy_tree(&fixture.join("2897"), &dir.path().join(pid.to_string()));
+            let stat = stat.replacen("2897 ", &format!("{pid} "), 1);
+            fs::write(dir.path().join(format!("{pid}/stat")), stat).unwrap();
+        };
+
+        // Forked: not announced yet, not even by a poll; its exec is the start.
+        add(4000);
+        assert!(tracker.on_events(&[fork(4000)], t0).is_empty());
+        assert!(tracker.poll().is_empty(), "the poll leaves pending forks to the connector");
+        let events = phases(&tracker.on_events(&[exec(4000)], t0));
+        assert_eq!(events[0], ("Start".to_owned(), 4000));
+        assert_eq!(events[1..], [("ProcessExecutableInWorldWritableDir".to_owned(), 4000)]);
+        // A second exec of a known process is a snapshot of the new program.
+        assert_eq!(phases(&tracker.on_events(&[exec(4000)], t0))[0], ("Snapshot".to_owned(), 4000));
+        fs::remove_dir_all(dir.path().join("4000")).unwrap();
+        assert_eq!(phases(&tracker.on_events(&[exit(4000)], t0)), [("Exit".to_owned(), 4000)]);
+        assert!(tracker.poll().is_empty(), "the exit was already reported");
+
+        // Forked and gone before exec: start and exit together.
+        assert_eq!(
+            phases(&tracker.on_events(&[fork(4001), exit(4001)], t0)),
+            [("Start".to_owned(), 4001), ("Exit".to_owned(), 4001)]
+        );
+        // Forked without exec (a worker): announced once the grace has passed.
+        add(4002);
+        assert!(tracker.on_events(&[fork(4002)], t0).is_empty());
+        let later = t0 + FORK_GRACE;
+        assert_eq!(phases(&tracker.on_events(&[], later))[0], ("Start".to_owned(), 4002));
+        // Threads are not processes.
+        let thread = ProcEvent::Fork { parent_tgid: 4002, child_pid: 4003, child_tgid: 4002 };
+        assert!(tracker.on_events(&[thread], later).is_empty());
+    }
+
+    #[test]
+    fn a_memfd_executable_is_called_fileless() {
+        let record = ProcessRecord {
+            info: vigil_event::ProcessInfo {
+                pid: 7,
+                name: Some("x".into()),
+                exe: Some("/memfd:payload (deleted)".into()),
+                ..Default::default()
+            },
+            start_ticks: 1,
+            kernel_thread: false,
+        };
+        let it = finding(Suspicion::ExeDeleted, &record);
+        assert!(it.summary.contains("only exists in memory"), "{}", it.summary);
+        assert_eq!(it.data["memfd"], true);
+        let it = finding(Suspicion::NameMismatch, &record);
+        assert!(!it.data.contains_key("memfd"));
     }
 
     #[test]

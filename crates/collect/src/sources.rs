@@ -196,16 +196,139 @@ polling_source!(
     ConnectionCollector::new
 );
 
-polling_source!(
-    /// The `process_lifecycle` source: a `process` event for each process start and exit (by
-    /// polling), and a warning finding for each process with a deleted executable, an
-    /// executable in a world-writable directory, or a name that is not its executable's.
-    ProcessLifecycleSource,
-    LifecycleTracker,
-    "process_lifecycle",
-    SourceCapabilities::PROCESS | SourceCapabilities::SYSTEM_WIDE,
-    LifecycleTracker::new
-);
+/// The `process_lifecycle` source: a `process` event for each process start and exit, and a
+/// warning finding for each process with a deleted executable, an executable in a world-writable
+/// directory, or a name that is not its executable's. It polls the process table every
+/// interval; with the connector enabled (and root), it also follows the kernel's process events
+/// as they happen, which catches processes shorter than a poll.
+pub struct ProcessLifecycleSource {
+    root: ProcRoot,
+    interval: Duration,
+    connector: bool,
+    state: Arc<Mutex<Option<LifecycleTracker>>>,
+}
+
+impl std::fmt::Debug for ProcessLifecycleSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProcessLifecycleSource")
+            .field("root", &self.root.path())
+            .field("interval", &self.interval)
+            .field("connector", &self.connector)
+            .finish()
+    }
+}
+
+impl ProcessLifecycleSource {
+    /// The polling source reading `root` every `interval`.
+    pub fn new(root: ProcRoot, interval: Duration) -> ProcessLifecycleSource {
+        ProcessLifecycleSource {
+            state: Arc::new(Mutex::new(Some(LifecycleTracker::new(root.clone())))),
+            root,
+            interval: interval.max(Duration::from_millis(10)),
+            connector: false,
+        }
+    }
+
+    /// Also follow the kernel's process events connector (needs root; without it the source
+    /// logs a warning and polls).
+    #[must_use]
+    pub fn with_connector(mut self, enabled: bool) -> ProcessLifecycleSource {
+        self.connector = enabled;
+        self
+    }
+
+    /// Runs the connector loop on a blocking thread until shutdown; `Err` with the tracker back
+    /// when the connector cannot be used.
+    async fn follow(
+        &self,
+        tracker: LifecycleTracker,
+        ctx: &SourceContext,
+    ) -> Result<(), (LifecycleTracker, std::io::Error)> {
+        let mut connector = match crate::ProcConnector::subscribe() {
+            Ok(it) => it,
+            Err(err) => return Err((tracker, err)),
+        };
+        let interval = self.interval;
+        let ctx = ctx.clone();
+        let handle = tokio::runtime::Handle::current();
+        let state = self.state.clone();
+        let joined = tokio::task::spawn_blocking(move || {
+            let mut tracker = tracker;
+            let publish = |payloads: Vec<Payload>| -> bool {
+                if payloads.is_empty() {
+                    return true;
+                }
+                let events: Vec<_> = payloads.into_iter().map(|it| ctx.event(it)).collect();
+                handle.block_on(async {
+                    tokio::select! {
+                        () = ctx.shutdown.cancelled() => false,
+                        sent = ctx.out.send_batch(events) => sent.is_ok(),
+                    }
+                })
+            };
+            let mut last_poll = std::time::Instant::now();
+            let mut ok = publish(tracker.poll());
+            while ok && !ctx.shutdown.is_cancelled() {
+                let events = connector.next(Duration::from_millis(200)).unwrap_or_else(|err| {
+                    tracing::warn!(error = %err, "Process events were lost; the poll catches up");
+                    Vec::new()
+                });
+                ok = publish(tracker.on_events(&events, std::time::Instant::now()));
+                if ok && last_poll.elapsed() >= interval {
+                    last_poll = std::time::Instant::now();
+                    ok = publish(tracker.poll());
+                }
+            }
+            tracker
+        });
+        let tracker = joined.await.map_err(|err| {
+            (LifecycleTracker::new(self.root.clone()), std::io::Error::other(err.to_string()))
+        })?;
+        *state.lock().await = Some(tracker);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl EventSource for ProcessLifecycleSource {
+    fn name(&self) -> &str {
+        "process_lifecycle"
+    }
+
+    fn capabilities(&self) -> SourceCapabilities {
+        let caps = SourceCapabilities::PROCESS | SourceCapabilities::SYSTEM_WIDE;
+        if self.connector {
+            caps | SourceCapabilities::REALTIME | SourceCapabilities::KERNEL_LEVEL
+        } else {
+            caps
+        }
+    }
+
+    async fn validate(&self) -> Result<(), ComponentError> {
+        crate::check_root(&self.root)
+    }
+
+    async fn start(&self, ctx: SourceContext) -> Result<(), ComponentError> {
+        let tracker = self.state.lock().await.take();
+        let tracker = tracker.unwrap_or_else(|| LifecycleTracker::new(self.root.clone()));
+        let tracker = if self.connector && self.root.is_live() {
+            match self.follow(tracker, &ctx).await {
+                Ok(()) => return Ok(()),
+                Err((tracker, err)) => {
+                    tracing::warn!(
+                        error = %err,
+                        "Cannot follow the kernel's process events (root is needed); polling"
+                    );
+                    tracker
+                }
+            }
+        } else {
+            tracker
+        };
+        *self.state.lock().await = Some(tracker);
+        poll(&self.state, self.interval, &ctx).await
+    }
+}
 
 impl SystemSource {
     /// The source with its own `statvfs` deadline (see [`SystemCollector::with_statfs`]).

@@ -1,10 +1,12 @@
 //! `vigil conns`: TCP and UDP sockets with their owning processes, filtered by port, address,
 //! service or state, as a table or JSON (what `ss -tunap` shows).
 
-use std::{net::IpAddr, process::ExitCode};
+use std::{collections::HashMap, net::IpAddr, process::ExitCode, time::Duration};
 
 use serde_json::{Value, json};
-use vigil_collect::{ConnectionCollector, ConnectionFilter, ProcRoot, SERVICES, service_ports};
+use vigil_collect::{
+    ConnectionCollector, ConnectionFilter, ProcRoot, ReverseDns, SERVICES, service_ports,
+};
 use vigil_core::event::ConnectionInfo;
 
 use super::table;
@@ -28,10 +30,17 @@ pub struct Args {
     /// Only listening sockets: TCP LISTEN and unconnected UDP.
     #[arg(long)]
     listening: bool,
+    /// Look up the names of remote addresses (/etc/hosts, then DNS; 2 s for all of them). Adds
+    /// a `remote_host` key to the JSON.
+    #[arg(long)]
+    resolve: bool,
     /// Print a JSON array instead of a table.
     #[arg(long)]
     json: bool,
 }
+
+/// How long `--resolve` waits for all its lookups together.
+const RESOLVE_DEADLINE: Duration = Duration::from_secs(2);
 
 /// Runs the command.
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
@@ -65,13 +74,32 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             b.local.ip(),
         ))
     });
+    let names = if args.resolve {
+        let mut remotes: Vec<IpAddr> =
+            sockets.iter().map(|it| it.remote.ip()).filter(|ip| !ip.is_unspecified()).collect();
+        remotes.sort_unstable();
+        remotes.dedup();
+        Some(ReverseDns::system(1024, RESOLVE_DEADLINE).lookup_many(&remotes))
+    } else {
+        None
+    };
     let text = if args.json {
-        let items: Vec<Value> = sockets.iter().map(to_json).collect();
+        let items: Vec<Value> = sockets
+            .iter()
+            .map(|it| {
+                let mut item = to_json(it);
+                if let (Some(names), Some(object)) = (&names, item.as_object_mut()) {
+                    let host = names.get(&it.remote.ip()).cloned();
+                    object.insert("remote_host".into(), host.into());
+                }
+                item
+            })
+            .collect();
         let mut text = serde_json::to_string_pretty(&items)?;
         text.push('\n');
         text
     } else {
-        to_table(&sockets)
+        to_table(&sockets, names.as_ref())
     };
     crate::write_stdout(&text)?;
     Ok(ExitCode::SUCCESS)
@@ -91,15 +119,19 @@ pub fn to_json(it: &ConnectionInfo) -> Value {
     })
 }
 
-fn to_table(sockets: &[ConnectionInfo]) -> String {
+fn to_table(sockets: &[ConnectionInfo], names: Option<&HashMap<IpAddr, String>>) -> String {
     let rows: Vec<Vec<String>> = sockets
         .iter()
         .map(|it| {
+            let remote = match names.and_then(|names| names.get(&it.remote.ip())) {
+                Some(name) => format!("{name}:{}", it.remote.port()),
+                None => it.remote.to_string(),
+            };
             vec![
                 it.protocol.clone(),
                 it.state.clone(),
                 it.local.to_string(),
-                it.remote.to_string(),
+                remote,
                 it.pid.map_or("-".to_owned(), |p| p.to_string()),
                 it.process_name.clone().unwrap_or_else(|| "-".to_owned()),
             ]
