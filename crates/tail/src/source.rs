@@ -228,7 +228,19 @@ impl EventSource for TailSource {
             }
         }
         // Acknowledgements that arrived meanwhile still count.
-        blocking(move || tailer.commit()).await
+        blocking(move || tailer.commit()).await?;
+        let stats = self.stats();
+        tracing::info!(
+            source = %self.name,
+            lines_read = stats.lines_read,
+            bytes_read = stats.bytes_read,
+            lines_truncated = stats.lines_truncated,
+            lines_invalid_utf8 = stats.lines_invalid_utf8,
+            rotations = stats.rotations,
+            files_watched = stats.files_watched,
+            "Stopped following files"
+        );
+        Ok(())
     }
 }
 

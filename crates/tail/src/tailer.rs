@@ -93,9 +93,16 @@ struct Instance {
 }
 
 impl Instance {
-    fn plain(path: Arc<Path>, file: File, meta: &fs::Metadata, offset: u64) -> io::Result<Self> {
+    /// The plain file `file` (at `path`), read from `offset`.
+    fn plain(
+        path: Arc<Path>,
+        mut file: File,
+        meta: &fs::Metadata,
+        offset: u64,
+    ) -> io::Result<Self> {
         let fp = Fingerprint::read_at(&file, meta.len())?;
-        let mut it = Instance {
+        file.seek(SeekFrom::Start(offset))?;
+        Ok(Instance {
             path,
             dev: meta.dev(),
             ino: meta.ino(),
@@ -103,37 +110,12 @@ impl Instance {
             stream: None,
             input: Input::Plain(file),
             phase: Phase::Active,
-            read_offset: 0,
-            line_start: 0,
+            read_offset: offset,
+            line_start: offset,
             partial: Vec::new(),
             committed: offset,
             last_size: meta.len(),
-        };
-        it.seek(offset)?;
-        Ok(it)
-    }
-
-    /// Positions the input at `offset`, discarding any pending line.
-    fn seek(&mut self, offset: u64) -> io::Result<()> {
-        match &mut self.input {
-            Input::Plain(file) => {
-                file.seek(SeekFrom::Start(offset))?;
-            }
-            Input::Gz(gz) => {
-                let skipped = io::copy(&mut gz.by_ref().take(offset), &mut io::sink())?;
-                if skipped < offset {
-                    return Err(io::Error::new(
-                        ErrorKind::UnexpectedEof,
-                        "shorter than checkpoint",
-                    ));
-                }
-            }
-            Input::Gone => {}
-        }
-        self.read_offset = offset;
-        self.line_start = offset;
-        self.partial.clear();
-        Ok(())
+        })
     }
 
     /// The stream name, fixing it at first use. An active plain file's fingerprint is refreshed
