@@ -358,9 +358,20 @@ impl Tailer {
             errors: ErrorLog::default(),
         };
         for entry in entries {
-            tailer.restore(&entry);
+            // A path no longer configured is no longer followed.
+            if tailer.is_wanted(&entry.path) {
+                tailer.restore(&entry);
+            }
         }
         tailer
+    }
+
+    /// Whether `path` matches a configured glob and no exclusion.
+    fn is_wanted(&self, path: &Path) -> bool {
+        let any = |patterns: &[String]| {
+            patterns.iter().any(|it| glob::Pattern::new(it).is_ok_and(|it| it.matches_path(path)))
+        };
+        any(&self.config.paths) && !any(&self.config.exclude)
     }
 
     /// Reopens the file a checkpoint entry names: at its path, or rotated to `.1`/`.1.gz`.
@@ -434,14 +445,12 @@ impl Tailer {
 
     /// Finds paths matching the globs that are not watched yet.
     fn discover(&mut self) {
-        let excluded: Vec<glob::Pattern> =
-            self.config.exclude.iter().filter_map(|it| glob::Pattern::new(it).ok()).collect();
         let mut found = Vec::new();
         for pattern in &self.config.paths {
             let Ok(paths) = glob::glob(pattern) else { continue };
             for path in paths.flatten() {
                 let skip = path.extension().is_some_and(|it| it == "gz")
-                    || excluded.iter().any(|it| it.matches_path(&path))
+                    || !self.is_wanted(&path)
                     || self.groups.get(path.as_path()).is_some_and(|g| g.active.is_some());
                 if !skip {
                     found.push(path);
