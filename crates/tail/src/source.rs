@@ -183,9 +183,16 @@ impl EventSource for TailSource {
         let (config, shared, tel) = (self.config.clone(), self.shared.clone(), self.telemetry());
         let mut tailer = blocking(move || Tailer::open(config, store, shared, tel)).await?;
         let max_in_flight = self.config.max_in_flight_lines;
-        let mut discover = true;
+        // Globs are expanded once per poll interval, also while a busy file keeps the loop
+        // from sleeping.
+        let mut last_discovery: Option<tokio::time::Instant> = None;
         loop {
             let budget = max_in_flight.saturating_sub(self.shared.in_flight());
+            let discover =
+                last_discovery.is_none_or(|it| it.elapsed() >= self.config.poll_interval);
+            if discover {
+                last_discovery = Some(tokio::time::Instant::now());
+            }
             let (t, lines) = blocking(move || {
                 let mut out = Vec::new();
                 tailer.poll(&mut out, budget, discover);
@@ -216,7 +223,6 @@ impl EventSource for TailSource {
             if ctx.shutdown.is_cancelled() {
                 break;
             }
-            discover = !more;
             if more {
                 tokio::task::yield_now().await;
                 continue;
