@@ -459,3 +459,20 @@ async fn a_corrupt_checkpoint_rereads_rather_than_loses_and_unconfigured_paths_a
     assert_eq!(run.stats.snapshot().errors, 1);
     run.stop().await;
 }
+
+#[test]
+fn public_handles_are_send_and_sync_and_the_source_declares_its_capabilities() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<AckHandle>();
+    send_sync::<AckMode>();
+    send_sync::<TailSource>();
+    send_sync::<TailStatsHandle>();
+    let source = config(Path::new("/tmp"), &["x.log"])
+        .build("files.x", Path::new("/tmp"), AckMode::OnPublish)
+        .unwrap()
+        .unwrap();
+    let caps = source.capabilities();
+    assert!(caps.contains(vigil_core::SourceCapabilities::LOG));
+    assert!(caps.contains(vigil_core::SourceCapabilities::FILESYSTEM));
+    assert_eq!(source.name(), "files.x");
+}
