@@ -22,6 +22,9 @@ use crate::{
 /// Most events per `send_batch`.
 const BATCH: usize = 512;
 
+/// How long an inotify wake-up waits for more changes before polling.
+const WAKE_SETTLE: std::time::Duration = std::time::Duration::from_millis(5);
+
 /// What a decoder knows about a line besides its text.
 #[derive(Debug, Clone, Copy)]
 pub struct LineContext<'a> {
@@ -183,6 +186,12 @@ impl EventSource for TailSource {
         let (config, shared, tel) = (self.config.clone(), self.shared.clone(), self.telemetry());
         let mut tailer = blocking(move || Tailer::open(config, store, shared, tel)).await?;
         let max_in_flight = self.config.max_in_flight_lines;
+        let wake = Arc::new(tokio::sync::Notify::new());
+        let watcher = if self.config.inotify {
+            crate::watch::watch(&self.name, &self.config.paths, wake.clone())
+        } else {
+            None
+        };
         // Globs are expanded once per poll interval, also while a busy file keeps the loop
         // from sleeping.
         let mut last_discovery: Option<tokio::time::Instant> = None;
@@ -230,6 +239,13 @@ impl EventSource for TailSource {
             tokio::select! {
                 () = tokio::time::sleep(self.config.poll_interval) => {}
                 () = self.shared.advanced(), if budget == 0 => {}
+                () = wake.notified(), if watcher.is_some() => {
+                    // Let a burst of writes settle into one poll.
+                    tokio::select! {
+                        () = tokio::time::sleep(WAKE_SETTLE) => {}
+                        () = ctx.shutdown.cancelled() => break,
+                    }
+                }
                 () = ctx.shutdown.cancelled() => break,
             }
         }
