@@ -53,6 +53,9 @@ pub struct TailConfig {
     #[serde(with = "humantime_text")]
     #[schemars(with = "String")]
     pub poll_interval: Duration,
+    /// Also wake up on inotify events, to read new lines moments after they are written.
+    /// Polling goes on either way and is all that is used where inotify is unavailable.
+    pub inotify: bool,
     /// Longest line kept, in bytes; longer lines are cut to it and counted, never dropped.
     pub max_line_bytes: usize,
     /// Where to start in files found at the very first run (`end` or `beginning`). Files found
@@ -77,6 +80,7 @@ impl Default for TailConfig {
             paths: Vec::new(),
             exclude: Vec::new(),
             poll_interval: Duration::from_millis(250),
+            inotify: true,
             max_line_bytes: 64 * 1024,
             start_at: StartAt::End,
             read_rotated: true,

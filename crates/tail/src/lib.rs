@@ -5,7 +5,8 @@
 //!
 //! A [`TailSource`] watches the files its globs match (new matches are picked up while it
 //! runs). Every poll interval it checks each file for rotation and reads what was appended,
-//! splitting on newlines; a partial last line waits for its newline. Each line becomes an event
+//! splitting on newlines; a partial last line waits for its newline. Where inotify is available,
+//! a change in a watched directory wakes the source before its next poll. Each line becomes an event
 //! through a [`Decoder`] (by default a generic `LogEvent` with the line as message and raw text;
 //! the CLI can plug a parser in) and carries its [`LineOrigin`](vigil_event::LineOrigin): the
 //! file instance (`stream`) and the line's byte range. Lines go out in order per file, in
@@ -47,6 +48,7 @@ mod events;
 mod fingerprint;
 mod source;
 mod tailer;
+mod watch;
 
 pub use ack::{AckHandle, AckMode};
 pub use config::{StartAt, TailConfig};

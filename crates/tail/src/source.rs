@@ -22,6 +22,9 @@ use crate::{
 /// Most events per `send_batch`.
 const BATCH: usize = 512;
 
+/// How long an inotify wake-up waits for more changes before polling.
+const WAKE_SETTLE: std::time::Duration = std::time::Duration::from_millis(5);
+
 /// What a decoder knows about a line besides its text.
 #[derive(Debug, Clone, Copy)]
 pub struct LineContext<'a> {
@@ -183,9 +186,22 @@ impl EventSource for TailSource {
         let (config, shared, tel) = (self.config.clone(), self.shared.clone(), self.telemetry());
         let mut tailer = blocking(move || Tailer::open(config, store, shared, tel)).await?;
         let max_in_flight = self.config.max_in_flight_lines;
-        let mut discover = true;
+        let wake = Arc::new(tokio::sync::Notify::new());
+        let watcher = if self.config.inotify {
+            crate::watch::watch(&self.name, &self.config.paths, wake.clone())
+        } else {
+            None
+        };
+        // Globs are expanded once per poll interval, also while a busy file keeps the loop
+        // from sleeping.
+        let mut last_discovery: Option<tokio::time::Instant> = None;
         loop {
             let budget = max_in_flight.saturating_sub(self.shared.in_flight());
+            let discover =
+                last_discovery.is_none_or(|it| it.elapsed() >= self.config.poll_interval);
+            if discover {
+                last_discovery = Some(tokio::time::Instant::now());
+            }
             let (t, lines) = blocking(move || {
                 let mut out = Vec::new();
                 tailer.poll(&mut out, budget, discover);
@@ -216,7 +232,6 @@ impl EventSource for TailSource {
             if ctx.shutdown.is_cancelled() {
                 break;
             }
-            discover = !more;
             if more {
                 tokio::task::yield_now().await;
                 continue;
@@ -224,11 +239,30 @@ impl EventSource for TailSource {
             tokio::select! {
                 () = tokio::time::sleep(self.config.poll_interval) => {}
                 () = self.shared.advanced(), if budget == 0 => {}
+                () = wake.notified(), if watcher.is_some() => {
+                    // Let a burst of writes settle into one poll.
+                    tokio::select! {
+                        () = tokio::time::sleep(WAKE_SETTLE) => {}
+                        () = ctx.shutdown.cancelled() => break,
+                    }
+                }
                 () = ctx.shutdown.cancelled() => break,
             }
         }
         // Acknowledgements that arrived meanwhile still count.
-        blocking(move || tailer.commit()).await
+        blocking(move || tailer.commit()).await?;
+        let stats = self.stats();
+        tracing::info!(
+            source = %self.name,
+            lines_read = stats.lines_read,
+            bytes_read = stats.bytes_read,
+            lines_truncated = stats.lines_truncated,
+            lines_invalid_utf8 = stats.lines_invalid_utf8,
+            rotations = stats.rotations,
+            files_watched = stats.files_watched,
+            "Stopped following files"
+        );
+        Ok(())
     }
 }
 

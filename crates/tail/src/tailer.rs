@@ -93,9 +93,16 @@ struct Instance {
 }
 
 impl Instance {
-    fn plain(path: Arc<Path>, file: File, meta: &fs::Metadata, offset: u64) -> io::Result<Self> {
+    /// The plain file `file` (at `path`), read from `offset`.
+    fn plain(
+        path: Arc<Path>,
+        mut file: File,
+        meta: &fs::Metadata,
+        offset: u64,
+    ) -> io::Result<Self> {
         let fp = Fingerprint::read_at(&file, meta.len())?;
-        let mut it = Instance {
+        file.seek(SeekFrom::Start(offset))?;
+        Ok(Instance {
             path,
             dev: meta.dev(),
             ino: meta.ino(),
@@ -103,37 +110,12 @@ impl Instance {
             stream: None,
             input: Input::Plain(file),
             phase: Phase::Active,
-            read_offset: 0,
-            line_start: 0,
+            read_offset: offset,
+            line_start: offset,
             partial: Vec::new(),
             committed: offset,
             last_size: meta.len(),
-        };
-        it.seek(offset)?;
-        Ok(it)
-    }
-
-    /// Positions the input at `offset`, discarding any pending line.
-    fn seek(&mut self, offset: u64) -> io::Result<()> {
-        match &mut self.input {
-            Input::Plain(file) => {
-                file.seek(SeekFrom::Start(offset))?;
-            }
-            Input::Gz(gz) => {
-                let skipped = io::copy(&mut gz.by_ref().take(offset), &mut io::sink())?;
-                if skipped < offset {
-                    return Err(io::Error::new(
-                        ErrorKind::UnexpectedEof,
-                        "shorter than checkpoint",
-                    ));
-                }
-            }
-            Input::Gone => {}
-        }
-        self.read_offset = offset;
-        self.line_start = offset;
-        self.partial.clear();
-        Ok(())
+        })
     }
 
     /// The stream name, fixing it at first use. An active plain file's fingerprint is refreshed
@@ -376,9 +358,20 @@ impl Tailer {
             errors: ErrorLog::default(),
         };
         for entry in entries {
-            tailer.restore(&entry);
+            // A path no longer configured is no longer followed.
+            if tailer.is_wanted(&entry.path) {
+                tailer.restore(&entry);
+            }
         }
         tailer
+    }
+
+    /// Whether `path` matches a configured glob and no exclusion.
+    fn is_wanted(&self, path: &Path) -> bool {
+        let any = |patterns: &[String]| {
+            patterns.iter().any(|it| glob::Pattern::new(it).is_ok_and(|it| it.matches_path(path)))
+        };
+        any(&self.config.paths) && !any(&self.config.exclude)
     }
 
     /// Reopens the file a checkpoint entry names: at its path, or rotated to `.1`/`.1.gz`.
@@ -452,14 +445,12 @@ impl Tailer {
 
     /// Finds paths matching the globs that are not watched yet.
     fn discover(&mut self) {
-        let excluded: Vec<glob::Pattern> =
-            self.config.exclude.iter().filter_map(|it| glob::Pattern::new(it).ok()).collect();
         let mut found = Vec::new();
         for pattern in &self.config.paths {
             let Ok(paths) = glob::glob(pattern) else { continue };
             for path in paths.flatten() {
                 let skip = path.extension().is_some_and(|it| it == "gz")
-                    || excluded.iter().any(|it| it.matches_path(&path))
+                    || !self.is_wanted(&path)
                     || self.groups.get(path.as_path()).is_some_and(|g| g.active.is_some());
                 if !skip {
                     found.push(path);

@@ -50,6 +50,10 @@ impl Delivered {
         self.0.lock().unwrap().clone()
     }
 
+    fn texts(&self) -> Vec<String> {
+        self.all().into_iter().map(|it| it.text).collect()
+    }
+
     /// Delivered lines with repeats of one origin (re-reads after a restart) removed; panics if
     /// one origin was delivered with two texts.
     fn unique(&self) -> Vec<Got> {
@@ -423,4 +427,52 @@ async fn a_decoder_shapes_events_and_skipped_lines_still_advance_the_checkpoint(
     run.stop().await;
     let checkpoint = fs::read_to_string(dir.path().join("checkpoints/files.test.json")).unwrap();
     assert!(checkpoint.contains("\"offset\": 30"), "skipped lines count as done: {checkpoint}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_checkpoint_rereads_rather_than_loses_and_unconfigured_paths_are_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    append(&dir.path().join("a.log"), b"a1\n");
+    append(&dir.path().join("b.log"), b"b1\n");
+    let delivered = Delivered::default();
+    let both = config(dir.path(), &["a.log", "b.log"]);
+    let run = start(&both, &delivered).await;
+    wait_until("both files", || delivered.all().len() == 2).await;
+    run.stop().await;
+
+    // b.log is no longer configured: its checkpoint is not followed any more.
+    append(&dir.path().join("a.log"), b"a2\n");
+    append(&dir.path().join("b.log"), b"b2\n");
+    let only_a = config(dir.path(), &["a.log"]);
+    let delivered = Delivered::default();
+    let run = start(&only_a, &delivered).await;
+    wait_for_lines(&delivered, &["a2"]).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(delivered.texts(), ["a2"]);
+    run.stop().await;
+
+    // A checkpoint that cannot be read: everything is read again, and the error is counted.
+    fs::write(dir.path().join("checkpoints/files.test.json"), b"{garbage").unwrap();
+    let delivered = Delivered::default();
+    let run = start(&only_a, &delivered).await;
+    wait_for_lines(&delivered, &["a1", "a2"]).await;
+    assert_eq!(run.stats.snapshot().errors, 1);
+    run.stop().await;
+}
+
+#[test]
+fn public_handles_are_send_and_sync_and_the_source_declares_its_capabilities() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<AckHandle>();
+    send_sync::<AckMode>();
+    send_sync::<TailSource>();
+    send_sync::<TailStatsHandle>();
+    let source = config(Path::new("/tmp"), &["x.log"])
+        .build("files.x", Path::new("/tmp"), AckMode::OnPublish)
+        .unwrap()
+        .unwrap();
+    let caps = source.capabilities();
+    assert!(caps.contains(vigil_core::SourceCapabilities::LOG));
+    assert!(caps.contains(vigil_core::SourceCapabilities::FILESYSTEM));
+    assert_eq!(source.name(), "files.x");
 }

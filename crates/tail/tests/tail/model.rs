@@ -121,7 +121,12 @@ struct Model {
 
 impl Model {
     fn config(&self) -> TailConfig {
-        TailConfig { max_line_bytes: MAX_LINE, ..config(self.dir.path(), &["*.log"]) }
+        // Polling alone: it must be enough.
+        TailConfig {
+            inotify: false,
+            max_line_bytes: MAX_LINE,
+            ..config(self.dir.path(), &["*.log"])
+        }
     }
 
     /// Writes a line to every file (or one) and waits until everything written is delivered.
