@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 use vigil_event::{Event, Payload};
 
-use crate::{ComponentError, EventSender, SendError, SourceCapabilities};
+use crate::{ComponentError, EventSender, SendError, SourceCapabilities, Statistics};
 
 /// A collector of events. The runtime calls [`validate`](EventSource::validate) once at start,
 /// then [`start`](EventSource::start) in a supervised task; if `start` fails or panics it is
@@ -35,6 +35,12 @@ pub trait EventSource: Send + Sync + 'static {
     /// Releases what the source holds, after `start` returned for the last time.
     async fn stop(&self) -> Result<(), ComponentError> {
         Ok(())
+    }
+
+    /// The source's own counters now (lines read, rotations, …), shown in health and
+    /// `agent_status` events. Cheap and callable at any time from any thread.
+    fn statistics(&self) -> Option<Statistics> {
+        None
     }
 }
 

@@ -431,4 +431,7 @@ pub struct ComponentStatus {
     /// The last error or panic message.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+    /// The component's own counters (a tailer's lines read and rotations, …).
+    #[serde(skip_serializing_if = "Map::is_empty")]
+    pub statistics: Map,
 }

@@ -13,6 +13,7 @@ use std::{
     time::Instant,
 };
 
+use vigil_core::EventSource;
 use vigil_event::{AgentStatus, ComponentStatus};
 
 use crate::{Bus, bus::SubscriptionCloser};
@@ -73,6 +74,7 @@ pub struct ComponentHealth {
     restarts: AtomicU64,
     events: AtomicU64,
     queue: Option<SubscriptionCloser>,
+    source: Option<Arc<dyn EventSource>>,
 }
 
 impl ComponentHealth {
@@ -88,6 +90,19 @@ impl ComponentHealth {
             restarts: AtomicU64::new(0),
             events: AtomicU64::new(0),
             queue,
+            source: None,
+        })
+    }
+
+    pub(crate) fn for_source(source: Arc<dyn EventSource>) -> Arc<ComponentHealth> {
+        Arc::new(ComponentHealth {
+            name: source.name().to_owned(),
+            role: ComponentRole::Source,
+            state: Mutex::new((ComponentState::Starting, None)),
+            restarts: AtomicU64::new(0),
+            events: AtomicU64::new(0),
+            queue: None,
+            source: Some(source),
         })
     }
 
@@ -187,6 +202,11 @@ impl Health {
                     events: it.events(),
                     dropped: it.queue.as_ref().map_or(0, |q| q.dropped()),
                     last_error: it.last_error(),
+                    statistics: it
+                        .source
+                        .as_ref()
+                        .and_then(|source| source.statistics())
+                        .unwrap_or_default(),
                 })
                 .collect(),
         }

@@ -130,7 +130,7 @@ impl RuntimeBuilder {
         let health = Health::new();
         let mut sources = Vec::new();
         for source in self.sources {
-            let component = ComponentHealth::new(source.name(), ComponentRole::Source, None);
+            let component = ComponentHealth::for_source(source.clone());
             health.add(component.clone());
             sources.push((source, component));
         }

@@ -483,3 +483,43 @@ async fn a_panicking_listener_resumes_and_the_other_listeners_are_untouched() {
     assert!(lost_in_panic >= 1, "the batch that panicked is not redelivered");
     assert_eq!(collector.messages_from("steady").len(), 100);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sources_own_counters_appear_in_health() {
+    /// Counts its sends and reports them as statistics.
+    struct Counting(Arc<AtomicU64>);
+    #[async_trait]
+    impl EventSource for Counting {
+        fn name(&self) -> &str {
+            "counting"
+        }
+        fn capabilities(&self) -> SourceCapabilities {
+            SourceCapabilities::LOG
+        }
+        async fn start(&self, ctx: SourceContext) -> Result<(), ComponentError> {
+            for n in 0..3 {
+                ctx.send(Payload::Log(LogEvent::new("counting", n.to_string()))).await?;
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+            ctx.shutdown.cancelled().await;
+            Ok(())
+        }
+        fn statistics(&self) -> Option<Statistics> {
+            Some([("lines_read".to_owned(), Value::from(self.0.load(Ordering::SeqCst)))].into())
+        }
+    }
+    let sent = Arc::new(AtomicU64::new(0));
+    let mut builder = Runtime::builder(config());
+    builder.register_source(Arc::new(Counting(sent.clone()))).unwrap();
+    let runtime = builder.build();
+    let handle = runtime.handle();
+    let shutdown = vigil_core::CancellationToken::new();
+    let run = tokio::spawn(runtime.run(shutdown.clone()));
+    wait_until("the source sent everything", || sent.load(Ordering::SeqCst) == 3).await;
+    let status = handle.status();
+    let counting = status.components.iter().find(|it| it.name == "counting").unwrap();
+    assert_eq!(counting.statistics["lines_read"], 3);
+    assert_eq!(counting.events, 3);
+    shutdown.cancel();
+    run.await.unwrap();
+}

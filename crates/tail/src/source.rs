@@ -7,7 +7,7 @@ use std::{
 };
 
 use vigil_core::{
-    ComponentError, Event, EventSource, SourceCapabilities, SourceContext, async_trait,
+    ComponentError, Event, EventSource, SourceCapabilities, SourceContext, Statistics, async_trait,
 };
 use vigil_event::{LineOrigin, LogEvent, Payload};
 
@@ -169,6 +169,21 @@ impl EventSource for TailSource {
 
     fn capabilities(&self) -> SourceCapabilities {
         SourceCapabilities::LOG | SourceCapabilities::FILESYSTEM
+    }
+
+    fn statistics(&self) -> Option<Statistics> {
+        let it = self.stats();
+        let counters = [
+            ("lines_read", it.lines_read),
+            ("bytes_read", it.bytes_read),
+            ("lines_truncated", it.lines_truncated),
+            ("lines_invalid_utf8", it.lines_invalid_utf8),
+            ("rotations", it.rotations),
+            ("bytes_lost", it.bytes_lost),
+            ("errors", it.errors),
+            ("files_watched", it.files_watched),
+        ];
+        Some(counters.into_iter().map(|(k, v)| (k.to_owned(), v.into())).collect())
     }
 
     async fn validate(&self) -> Result<(), ComponentError> {
