@@ -220,8 +220,11 @@ impl Default for SourcesSection {
     fn default() -> Self {
         SourcesSection {
             agent: AgentSourceConfig::default(),
-            system: SystemSourceConfig::default(),
-            network: NetworkSourceConfig::default(),
+            // Host metrics are cheap (well under a millisecond of CPU per sample) and what an
+            // operator coming from node_exporter expects to see at once; the per-process and
+            // per-socket sources are noisier and opt-in.
+            system: SystemSourceConfig { enabled: true, ..SystemSourceConfig::default() },
+            network: NetworkSourceConfig { enabled: true, ..NetworkSourceConfig::default() },
             process: ProcessSourceConfig::default(),
             connections: ConnectionsSourceConfig::default(),
             process_lifecycle: ProcessLifecycleSourceConfig::default(),
