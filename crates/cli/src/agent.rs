@@ -11,10 +11,14 @@ use anyhow::Context;
 use vigil_collect::{
     ConnectionsSource, NetworkSource, ProcRoot, ProcessLifecycleSource, ProcessSource, SystemSource,
 };
-use vigil_core::{CancellationToken, ComponentError, Filter, Listener, async_trait, event::Event};
+use vigil_core::{
+    CancellationToken, ComponentError, Filter, Listener, async_trait,
+    event::{Event, Payload},
+};
 use vigil_listen::JsonLinesConfig;
+use vigil_parse::{Clock, Format};
 use vigil_runtime::{FileStateStore, RunReport, Runtime, RuntimeBuilder, default_host};
-use vigil_tail::AckMode;
+use vigil_tail::{AckMode, Decoder, LineContext, generic_decoder};
 
 use crate::settings::Config;
 
@@ -80,15 +84,52 @@ fn register_sources(
     }
     for (name, it) in &config.sources.files {
         let name = format!("files.{name}");
+        let decoder = line_decoder(&it.parser).with_context(|| format!("source {name}"))?;
         // No durable sink yet: a line counts as delivered once the bus accepted it.
         let built = it
             .build(&name, state_dir, AckMode::OnPublish)
             .with_context(|| format!("source {name}"))?;
         if let Some(source) = built {
-            builder.register_source(Arc::new(source))?;
+            builder.register_source(Arc::new(source.with_decoder(decoder)))?;
         }
     }
     Ok(())
+}
+
+/// The tailer's decoder for the configured `parser`: a built-in parser of vigil-parse, or the
+/// line as it is (`none`). A line the parser does not recognise is kept as a plain log event, so
+/// nothing read is dropped.
+fn line_decoder(parser: &str) -> anyhow::Result<Decoder> {
+    if parser == "none" {
+        return Ok(generic_decoder());
+    }
+    let format: Format = parser.parse().map_err(|err| {
+        let names: Vec<&str> = Format::ALL.iter().map(|it| it.as_str()).collect();
+        anyhow::anyhow!("{err}: parser is one of {}, none", names.join(", "))
+    })?;
+    /// A parser completes year-less timestamps relative to the time it was made, so it is
+    /// rebuilt every minute: a long-running agent keeps the year right across New Year.
+    struct Current {
+        parser: Box<dyn vigil_parse::Parser>,
+        made: std::time::Instant,
+    }
+    const REFRESH: std::time::Duration = std::time::Duration::from_secs(60);
+    let fresh = move || Current {
+        parser: format.parser(Clock::default()),
+        made: std::time::Instant::now(),
+    };
+    let current = std::sync::Mutex::new(fresh());
+    let fallback = generic_decoder();
+    Ok(Arc::new(move |ctx: &LineContext<'_>, line: &str| {
+        let mut current = current.lock().unwrap_or_else(|it| it.into_inner());
+        if current.made.elapsed() > REFRESH {
+            *current = fresh();
+        }
+        match current.parser.parse_line(line) {
+            Some(event) => Some(Payload::Log(event)),
+            None => fallback(ctx, line),
+        }
+    }))
 }
 
 fn register_detectors(builder: &mut RuntimeBuilder, config: &Config) -> anyhow::Result<()> {

@@ -295,10 +295,20 @@ fn run_prints_log_events_for_lines_appended_to_a_followed_file() {
             assert_eq!(event["source"], "files.auth");
             assert!(event["payload"]["origin"]["stream"].as_str().unwrap().starts_with("file:"));
             messages.push(event["payload"]["message"].as_str().unwrap().to_owned());
+            if messages.len() == 2 {
+                // The built-in parsers (parser = "auto" by default) structured the line.
+                assert_eq!(event["payload"]["action"], "failed_password");
+                assert_eq!(event["payload"]["ip"], "203.0.113.9");
+                assert_eq!(event["payload"]["user"], "root");
+                assert_eq!(event["payload"]["raw"].as_str().unwrap().len(), 85);
+            }
             if !appended {
                 let mut file = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
-                file.write_all(b"Failed password for root from 203.0.113.9 port 22 ssh2\n")
-                    .unwrap();
+                file.write_all(
+                    b"Nov 23 10:00:00 web1 sshd[42]: Failed password for root from 203.0.113.9 \
+                      port 22 ssh2\n",
+                )
+                .unwrap();
                 appended = true;
             }
         }
@@ -309,7 +319,7 @@ fn run_prints_log_events_for_lines_appended_to_a_followed_file() {
     assert!(status.success(), "{status:?}");
     let checkpoint =
         std::fs::read_to_string(home.path().join("vigil/checkpoints/files.auth.json")).unwrap();
-    assert!(checkpoint.contains("\"offset\": 66"), "{checkpoint}");
+    assert!(checkpoint.contains("\"offset\": 97"), "{checkpoint}");
 }
 
 const AUTH_LOG: &str = "\
@@ -401,4 +411,18 @@ fn parse_stats_count_actions_across_files_and_survive_bad_input() {
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("/nonexistent/auth.log"));
     assert!(!out.stdout.is_empty());
+}
+
+#[test]
+fn an_unknown_parser_for_a_followed_file_is_a_configuration_error() {
+    let home = tempfile::tempdir().unwrap();
+    let out = run(vigil(&["run"])
+        .env("VIGIL_AGENT__STATE_DIR", home.path())
+        .env("VIGIL_SOURCES__FILES__AUTH__ENABLED", "true")
+        .env("VIGIL_SOURCES__FILES__AUTH__PATHS", "[\"/var/log/auth.log\"]")
+        .env("VIGIL_SOURCES__FILES__AUTH__PARSER", "apache"));
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(err.contains("source files.auth") && err.contains("unknown format `apache`"), "{err}");
+    assert!(err.contains("sshd") && err.contains("none"), "the error lists the parsers: {err}");
 }

@@ -71,6 +71,10 @@ pub struct TailConfig {
     pub checkpoint_dir: Option<PathBuf>,
     /// Most lines sent but not yet acknowledged; reading pauses beyond it, bounding memory.
     pub max_in_flight_lines: usize,
+    /// How each line becomes a log event: a built-in parser (`auto`, `sshd`, `syslog`,
+    /// `nginx-access`, `nginx-error`, `django`, `fail2ban`, `firewall`, `generic`) or `none`
+    /// (the line as it is). Lines a parser does not recognise are kept as plain log events.
+    pub parser: String,
 }
 
 impl Default for TailConfig {
@@ -86,6 +90,7 @@ impl Default for TailConfig {
             read_rotated: true,
             checkpoint_dir: None,
             max_in_flight_lines: 10_000,
+            parser: "auto".to_owned(),
         }
     }
 }
