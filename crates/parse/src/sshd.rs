@@ -74,10 +74,15 @@ pub fn message(p: &mut Parsed<'_>) -> bool {
     };
     if !ok {
         // A half-read line must not carry fields from the part that was read.
-        *p = Parsed { action: None, ip: None, ip_raw: None, user: None, port: None, ..p.clone() };
-        if p.level == Some(Level::Error) && !msg.starts_with("error: ") {
-            p.level = None;
-        }
+        *p = Parsed {
+            action: None,
+            ip: None,
+            ip_raw: None,
+            user: None,
+            port: None,
+            method: None,
+            ..p.clone()
+        };
     }
     ok
 }
