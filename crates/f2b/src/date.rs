@@ -850,10 +850,7 @@ fn template_time(t: &Template, m: &crate::pyre::Spans, line: &str, clock: &Clock
         }
         Kind::Pattern => {
             let fields: Vec<(&str, &str)> =
-                t.rx.names()
-                    .iter()
-                    .filter_map(|(n, i)| text(*i).map(|v| (n.as_str(), v)))
-                    .collect();
+                t.rx.names().iter().filter_map(|(n, i)| text(*i).map(|v| (&**n, v))).collect();
             strptime(&fields, clock)
         }
     }
