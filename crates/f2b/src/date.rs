@@ -937,6 +937,23 @@ fn zone_offset(z: &str) -> Option<i64> {
     Some(base + sign * (hh * 60 + mm))
 }
 
+/// "Now" as local time in the clock's zone (cached: it is the same for every line of a run).
+fn now_local(clock: &Clock) -> Option<NaiveDateTime> {
+    thread_local! {
+        static CACHE: std::cell::Cell<Option<(f64, Tz, NaiveDateTime)>> =
+            const { std::cell::Cell::new(None) };
+    }
+    if let Some((now, zone, local)) = CACHE.get()
+        && now.to_bits() == clock.now.to_bits()
+        && zone == clock.zone
+    {
+        return Some(local);
+    }
+    let local = clock.zone.timestamp_opt(clock.now.floor() as i64, 0).single()?.naive_local();
+    CACHE.set(Some((clock.now, clock.zone, local)));
+    Some(local)
+}
+
 /// fail2ban's `reGroupDictStrptime`.
 fn strptime(fields: &[(&str, &str)], clock: &Clock) -> Option<f64> {
     let mut year: Option<i32> = None;
@@ -984,7 +1001,7 @@ fn strptime(fields: &[(&str, &str)], clock: &Clock) -> Option<f64> {
             _ => {}
         }
     }
-    let now_local = clock.zone.timestamp_opt(clock.now.floor() as i64, 0).single()?.naive_local();
+    let now_local = now_local(clock)?;
     let assume_year = year.is_none();
     let year = year.unwrap_or(now_local.year());
     if (month.is_none() || day.is_none())

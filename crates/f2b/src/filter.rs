@@ -368,10 +368,12 @@ impl Filter {
             self.buffer.drain(..start);
             self.buffer.clone()
         } else {
+            // A single line: the regexes need no line bookkeeping, so no copy of the buffer.
             self.buffer = vec![tuple];
-            self.buffer.clone()
+            Vec::new()
         };
-        let mut buf: Option<String> = Some(tuple_buf(&org));
+        let mut buf: Option<String> =
+            Some(tuple_buf(if org.is_empty() { &self.buffer } else { &org }));
 
         if !self.ignoreregex.is_empty()
             && self.ignoreregex.len() + 2 < self.failregex.len()
