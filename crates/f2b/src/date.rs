@@ -514,7 +514,19 @@ fn replace_epoch_placeholder(pattern: &str, epoch: &str) -> String {
 }
 
 /// The default templates in fail2ban's order, with the line-anchored copies (weight 100) first.
+/// Built once per process (and year) and copied into each detector.
 fn default_cache(real_year: i32) -> Result<Vec<Template>, String> {
+    static CACHE: std::sync::Mutex<Vec<(i32, Vec<Template>)>> = std::sync::Mutex::new(Vec::new());
+    let mut cache = CACHE.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some((_, t)) = cache.iter().find(|(y, _)| *y == real_year) {
+        return Ok(t.clone());
+    }
+    let built = build_default_cache(real_year)?;
+    cache.push((real_year, built.clone()));
+    Ok(built)
+}
+
+fn build_default_cache(real_year: i32) -> Result<Vec<Template>, String> {
     let base: Vec<(String, Template)> = DEFAULT_TEMPLATES
         .iter()
         .map(|p| Ok(((*p).to_owned(), Template::from_key(p, real_year)?)))
