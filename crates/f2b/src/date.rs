@@ -514,7 +514,19 @@ fn replace_epoch_placeholder(pattern: &str, epoch: &str) -> String {
 }
 
 /// The default templates in fail2ban's order, with the line-anchored copies (weight 100) first.
+/// Built once per process (and year) and copied into each detector.
 fn default_cache(real_year: i32) -> Result<Vec<Template>, String> {
+    static CACHE: std::sync::Mutex<Vec<(i32, Vec<Template>)>> = std::sync::Mutex::new(Vec::new());
+    let mut cache = CACHE.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some((_, t)) = cache.iter().find(|(y, _)| *y == real_year) {
+        return Ok(t.clone());
+    }
+    let built = build_default_cache(real_year)?;
+    cache.push((real_year, built.clone()));
+    Ok(built)
+}
+
+fn build_default_cache(real_year: i32) -> Result<Vec<Template>, String> {
     let base: Vec<(String, Template)> = DEFAULT_TEMPLATES
         .iter()
         .map(|p| Ok(((*p).to_owned(), Template::from_key(p, real_year)?)))
@@ -850,10 +862,7 @@ fn template_time(t: &Template, m: &crate::pyre::Spans, line: &str, clock: &Clock
         }
         Kind::Pattern => {
             let fields: Vec<(&str, &str)> =
-                t.rx.names()
-                    .iter()
-                    .filter_map(|(n, i)| text(*i).map(|v| (n.as_str(), v)))
-                    .collect();
+                t.rx.names().iter().filter_map(|(n, i)| text(*i).map(|v| (&**n, v))).collect();
             strptime(&fields, clock)
         }
     }
@@ -940,6 +949,23 @@ fn zone_offset(z: &str) -> Option<i64> {
     Some(base + sign * (hh * 60 + mm))
 }
 
+/// "Now" as local time in the clock's zone (cached: it is the same for every line of a run).
+fn now_local(clock: &Clock) -> Option<NaiveDateTime> {
+    thread_local! {
+        static CACHE: std::cell::Cell<Option<(f64, Tz, NaiveDateTime)>> =
+            const { std::cell::Cell::new(None) };
+    }
+    if let Some((now, zone, local)) = CACHE.get()
+        && now.to_bits() == clock.now.to_bits()
+        && zone == clock.zone
+    {
+        return Some(local);
+    }
+    let local = clock.zone.timestamp_opt(clock.now.floor() as i64, 0).single()?.naive_local();
+    CACHE.set(Some((clock.now, clock.zone, local)));
+    Some(local)
+}
+
 /// fail2ban's `reGroupDictStrptime`.
 fn strptime(fields: &[(&str, &str)], clock: &Clock) -> Option<f64> {
     let mut year: Option<i32> = None;
@@ -987,7 +1013,7 @@ fn strptime(fields: &[(&str, &str)], clock: &Clock) -> Option<f64> {
             _ => {}
         }
     }
-    let now_local = clock.zone.timestamp_opt(clock.now.floor() as i64, 0).single()?.naive_local();
+    let now_local = now_local(clock)?;
     let assume_year = year.is_none();
     let year = year.unwrap_or(now_local.year());
     if (month.is_none() || day.is_none())

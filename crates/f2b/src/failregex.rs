@@ -170,14 +170,14 @@ pub(crate) struct F2bRegex {
 /// The result of a search: groups by name and the split of the original lines.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Found {
-    pub(crate) groups: Vec<(String, Option<String>)>,
+    pub(crate) groups: Vec<(std::sync::Arc<str>, Option<String>)>,
     pub(crate) unmatched: Vec<TupleLine>,
 }
 
 impl Found {
     #[cfg(test)]
     pub(crate) fn group(&self, name: &str) -> Option<&str> {
-        self.groups.iter().find(|(n, _)| n == name).and_then(|(_, v)| v.as_deref())
+        self.groups.iter().find(|(n, _)| &**n == name).and_then(|(_, v)| v.as_deref())
     }
 }
 
@@ -205,28 +205,32 @@ impl F2bRegex {
     }
 
     fn found(&self, buf: &str, org: &[TupleLine], spans: &Spans) -> Found {
-        let mut groups: Vec<(String, Option<String>)> = self
+        let mut groups: Vec<(std::sync::Arc<str>, Option<String>)> = self
             .rx
             .names()
             .iter()
-            .map(|(n, i)| (n.clone(), spans.get(*i).map(|(s, e)| buf[s..e].to_owned())))
+            .map(|(n, i)| {
+                (std::sync::Arc::clone(n), spans.get(*i).map(|(s, e)| buf[s..e].to_owned()))
+            })
             .collect();
         // `alt_NAME[_N]` groups fill `NAME` when it is empty (`_getGroupsWithAlt`).
-        let mut alts: Vec<(String, String)> =
-            groups.iter().filter_map(|(k, _)| alt_target(k).map(|n| (k.clone(), n))).collect();
+        let mut alts: Vec<(std::sync::Arc<str>, String)> = groups
+            .iter()
+            .filter_map(|(k, _)| alt_target(k).map(|n| (std::sync::Arc::clone(k), n)))
+            .collect();
         alts.sort();
         for (k, n) in alts {
             let v = groups.iter().find(|(g, _)| *g == k).and_then(|(_, v)| v.clone());
             let target_empty = groups
                 .iter()
-                .find(|(g, _)| *g == n)
+                .find(|(g, _)| **g == *n.as_str())
                 .is_none_or(|(_, t)| t.as_deref().is_none_or(str::is_empty));
             if let Some(v) = v.filter(|v| !v.is_empty())
                 && target_empty
             {
-                match groups.iter_mut().find(|(g, _)| *g == n) {
+                match groups.iter_mut().find(|(g, _)| **g == *n.as_str()) {
                     Some(slot) => slot.1 = Some(v),
-                    None => groups.push((n, Some(v))),
+                    None => groups.push((std::sync::Arc::from(n.as_str()), Some(v))),
                 }
             }
         }

@@ -5,7 +5,10 @@
 //! (fail2ban's test mode `checkAllRegex`), check `ignoreregex`, merge multi-line state by
 //! `<F-MLFID>` (`<F-NOFAIL>`, `<F-MLFFORGET>`, `<F-MLFGAINED>`), and report the failure ID.
 
-use std::{cell::RefCell, collections::BTreeSet, rc::Rc};
+use std::{
+    collections::{BTreeSet, HashMap},
+    sync::{Arc, Mutex, MutexGuard},
+};
 
 use crate::{
     date::{Clock, DateDetector},
@@ -54,34 +57,40 @@ pub struct LineResult {
 /// A failure's groups (`fail` in fail2ban).
 #[derive(Debug, Clone, Default)]
 struct Fail {
-    groups: Vec<(String, Option<String>)>,
+    groups: Vec<(Arc<str>, Option<String>)>,
     users: Option<BTreeSet<String>>,
     pending: bool,
 }
 
 impl Fail {
     fn get(&self, k: &str) -> Option<&str> {
-        self.groups.iter().find(|(n, _)| n == k).and_then(|(_, v)| v.as_deref())
+        self.groups.iter().find(|(n, _)| &**n == k).and_then(|(_, v)| v.as_deref())
     }
     fn truthy(&self, k: &str) -> bool {
         self.get(k).is_some_and(|v| !v.is_empty())
     }
     fn set(&mut self, k: &str, v: Option<String>) {
+        match self.groups.iter_mut().find(|(n, _)| &**n == k) {
+            Some(slot) => slot.1 = v,
+            None => self.groups.push((Arc::from(k), v)),
+        }
+    }
+    fn set_name(&mut self, k: &Arc<str>, v: Option<String>) {
         match self.groups.iter_mut().find(|(n, _)| n == k) {
             Some(slot) => slot.1 = v,
-            None => self.groups.push((k.to_owned(), v)),
+            None => self.groups.push((Arc::clone(k), v)),
         }
     }
     /// `pop`: removes and returns whether the value was truthy.
     fn pop_truthy(&mut self, k: &str) -> bool {
         let t = self.truthy(k);
-        self.groups.retain(|(n, _)| n != k);
+        self.groups.retain(|(n, _)| &**n != k);
         t
     }
     fn update_non_none(&mut self, other: &Fail) {
         for (k, v) in &other.groups {
             if v.is_some() {
-                self.set(k, v.clone());
+                self.set_name(k, v.clone());
             }
         }
         if other.pending {
@@ -97,7 +106,11 @@ impl Fail {
     }
 }
 
-type Shared = Rc<RefCell<Fail>>;
+type Shared = Arc<Mutex<Fail>>;
+
+fn lock(s: &Shared) -> MutexGuard<'_, Fail> {
+    s.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 
 /// A failure owned by one line, or shared with the multi-line cache.
 enum Holder {
@@ -109,36 +122,41 @@ impl Holder {
     fn with<T>(&self, f: impl FnOnce(&Fail) -> T) -> T {
         match self {
             Holder::Own(fail) => f(fail),
-            Holder::Shared(s) => f(&s.borrow()),
+            Holder::Shared(s) => f(&lock(s)),
         }
     }
     fn with_mut(&self, f: impl FnOnce(&mut Fail)) {
         if let Holder::Shared(s) = self {
-            f(&mut s.borrow_mut());
+            f(&mut lock(s));
         }
     }
 }
 
-/// A bounded map for multi-line failure IDs (fail2ban keeps 100).
+/// A bounded map for multi-line failure IDs (fail2ban keeps 100; the oldest entry goes first).
 #[derive(Debug, Default)]
 struct MlfidCache {
-    entries: Vec<(String, Shared)>,
+    entries: HashMap<String, (u64, Shared)>,
+    next: u64,
 }
 
 impl MlfidCache {
     const MAX: usize = 100;
     fn get(&self, k: &str) -> Option<Shared> {
-        self.entries.iter().find(|(n, _)| n == k).map(|(_, v)| Rc::clone(v))
+        self.entries.get(k).map(|(_, v)| Arc::clone(v))
     }
     fn set(&mut self, k: &str, v: Shared) {
-        self.unset(k);
-        if self.entries.len() >= Self::MAX {
-            self.entries.remove(0);
+        self.entries.remove(k);
+        if self.entries.len() >= Self::MAX
+            && let Some(oldest) =
+                self.entries.iter().min_by_key(|(_, (n, _))| *n).map(|(k, _)| k.clone())
+        {
+            self.entries.remove(&oldest);
         }
-        self.entries.push((k.to_owned(), v));
+        self.next += 1;
+        self.entries.insert(k.to_owned(), (self.next, v));
     }
     fn unset(&mut self, k: &str) {
-        self.entries.retain(|(n, _)| n != k);
+        self.entries.remove(k);
     }
 }
 
@@ -350,10 +368,12 @@ impl Filter {
             self.buffer.drain(..start);
             self.buffer.clone()
         } else {
+            // A single line: the regexes need no line bookkeeping, so no copy of the buffer.
             self.buffer = vec![tuple];
-            self.buffer.clone()
+            Vec::new()
         };
-        let mut buf: Option<String> = Some(tuple_buf(&org));
+        let mut buf: Option<String> =
+            Some(tuple_buf(if org.is_empty() { &self.buffer } else { &org }));
 
         if !self.ignoreregex.is_empty()
             && self.ignoreregex.len() + 2 < self.failregex.len()
@@ -374,13 +394,13 @@ impl Filter {
             }
         }
 
-        let mut pre_groups: Option<Vec<(String, Option<String>)>> = None;
+        let mut pre_groups: Option<Vec<(Arc<str>, Option<String>)>> = None;
         if let Some(pref) = &self.prefregex {
             let Some(found) = pref.search(buf.as_deref().unwrap_or(""), &org) else {
                 return result;
             };
             let mut groups = found.groups;
-            let content = groups.iter().position(|(n, _)| n == "content");
+            let content = groups.iter().position(|(n, _)| &**n == "content");
             if let Some(pos) = content {
                 let (_, v) = groups.remove(pos);
                 if let Some(repl) = v.filter(|v| !v.is_empty()) {
@@ -413,7 +433,7 @@ impl Filter {
                 Some(pre) if !pre.is_empty() => {
                     let mut merged = Fail { groups: pre.clone(), ..Fail::default() };
                     for (k, v) in groups {
-                        merged.set(&k, v);
+                        merged.set_name(&k, v);
                     }
                     merged
                 }
@@ -483,7 +503,7 @@ impl Filter {
         let shared: Shared;
         if let Some(cached) = self.mlfid.get(mlfid) {
             {
-                let mut g = cached.borrow_mut();
+                let mut g = lock(&cached);
                 users = g.update_users(fail.get("user"));
                 if g.pop_truthy("nofail") {
                     nfflgs |= 4;
@@ -506,13 +526,13 @@ impl Filter {
             } else {
                 None
             };
-            shared = Rc::new(RefCell::new(fail));
+            shared = Arc::new(Mutex::new(fail));
             if nfflgs & 2 == 0 {
-                self.mlfid.set(mlfid, Rc::clone(&shared));
+                self.mlfid.set(mlfid, Arc::clone(&shared));
             }
         }
         {
-            let mut g = shared.borrow_mut();
+            let mut g = lock(&shared);
             let pending = std::mem::take(&mut g.pending);
             if pending || users.is_some_and(|u| u.len() > 1) {
                 g.pop_truthy("nofail");

@@ -262,6 +262,16 @@ impl Ini {
         Ok((ini, read))
     }
 
+    /// One file's text, without includes.
+    pub(crate) fn from_text(text: &str, path: &Path) -> Result<Ini, Error> {
+        let parsed = parse(text, path)?;
+        let mut ini = Ini { defaults: parsed.defaults, sections: BTreeMap::new() };
+        for (name, section) in parsed.sections {
+            ini.sections.insert(name, section);
+        }
+        Ok(ini)
+    }
+
     pub(crate) fn has_section(&self, section: &str) -> bool {
         section == "DEFAULT" || self.sections.contains_key(section)
     }

@@ -40,7 +40,7 @@ pub use chrono_tz;
 pub use date::{Clock, DateDetector};
 pub use filter::{FancyUse, Filter, LineResult, Problem};
 pub use pyre::BACKTRACK_LIMIT;
-pub use reader::{FilterDefinition, read_filter, split_options};
+pub use reader::{FilterDefinition, parse_filter, read_filter, split_options};
 
 /// Why a filter could not be read.
 #[derive(Debug, thiserror::Error)]

@@ -503,7 +503,7 @@ pub struct Rx {
     engine: Engine,
     /// For backtracking patterns: a linear-time superset checked first.
     pre: Option<regex::Regex>,
-    names: Arc<Vec<(String, usize)>>,
+    names: Arc<Vec<(Arc<str>, usize)>>,
     fancy: FancyFeatures,
     locs: std::cell::RefCell<Option<regex::CaptureLocations>>,
     /// The same pattern with ASCII-only classes, used on ASCII text (where it matches exactly
@@ -555,7 +555,7 @@ impl Rx {
             let names = re
                 .capture_names()
                 .enumerate()
-                .filter_map(|(i, n)| n.map(|n| (n.to_owned(), i)))
+                .filter_map(|(i, n)| n.map(|n| (Arc::from(n), i)))
                 .collect();
             (Engine::Std(re), names)
         } else {
@@ -567,7 +567,7 @@ impl Rx {
             let names = re
                 .capture_names()
                 .enumerate()
-                .filter_map(|(i, n)| n.map(|n| (n.to_owned(), i)))
+                .filter_map(|(i, n)| n.map(|n| (Arc::from(n), i)))
                 .collect();
             (Engine::Fancy(Box::new(re)), names)
         };
@@ -589,12 +589,12 @@ impl Rx {
     }
 
     /// Named groups and their indexes.
-    pub(crate) fn names(&self) -> &[(String, usize)] {
+    pub(crate) fn names(&self) -> &[(Arc<str>, usize)] {
         &self.names
     }
 
     pub(crate) fn has_group(&self, name: &str) -> bool {
-        self.names.iter().any(|(n, _)| n == name)
+        self.names.iter().any(|(n, _)| &**n == name)
     }
 
     /// Searches `hay[..end]` from `start`. A backtrack-limit overrun counts as no match.

@@ -193,7 +193,6 @@ pub fn read_filter(
     path: &Path,
     opts: &BTreeMap<String, String>,
 ) -> Result<FilterDefinition, Error> {
-    let conf_err = |message: String| Error::Config { path: path.to_owned(), message };
     if !path.is_file() {
         return Err(Error::Io {
             path: path.to_owned(),
@@ -207,6 +206,27 @@ pub fn read_filter(
         files.push(local);
     }
     let (ini, read) = Ini::read(&files)?;
+    definition(&ini, path, opts, read)
+}
+
+/// Reads a filter from its text alone (no includes), e.g. a filter kept in a configuration.
+pub fn parse_filter(
+    text: &str,
+    opts: &BTreeMap<String, String>,
+) -> Result<FilterDefinition, Error> {
+    let path = Path::new("<filter>");
+    let ini = Ini::from_text(text, path)?;
+    definition(&ini, path, opts, Vec::new())
+}
+
+/// `FilterReader.getOptions` + `getCombined` + `convert` on a read configuration.
+fn definition(
+    ini: &Ini,
+    path: &Path,
+    opts: &BTreeMap<String, String>,
+    read: Vec<PathBuf>,
+) -> Result<FilterDefinition, Error> {
+    let conf_err = |message: String| Error::Config { path: path.to_owned(), message };
 
     // Options given on the command line: vars for [Definition], init options for tags.
     let mut init: BTreeMap<String, String> = opts.clone();
