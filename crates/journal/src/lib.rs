@@ -527,3 +527,27 @@ impl EventSource for JournalSource {
         result
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cursor_round_trips_and_a_damaged_file_starts_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CursorStore::new(&dir.path().join("checkpoints"), "journal.sshd");
+        assert_eq!(store.load().unwrap(), None);
+        store.save("s=abc;i=7;b=def").unwrap();
+        assert_eq!(store.load().unwrap().as_deref(), Some("s=abc;i=7;b=def"));
+        assert!(!store.tmp.exists(), "the temp file was renamed into place");
+        fs::write(&store.path, b"{\"cursor\": ").unwrap();
+        assert_eq!(store.load().unwrap(), None);
+    }
+
+    #[test]
+    fn a_configuration_without_matches_is_refused() {
+        let config = JournalConfig { identifiers: Vec::new(), ..JournalConfig::default() };
+        let err = config.build("j", PathBuf::from("/tmp"), AckMode::OnPublish).err().unwrap();
+        assert!(err.to_string().contains("set units or identifiers"), "{err}");
+    }
+}
