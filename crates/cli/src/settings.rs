@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use vigil_detect::ReportConfig;
 use vigil_listen::{JsonLinesConfig, LogListenerConfig};
 use vigil_runtime::{DropPolicy, RuntimeConfig};
-use vigil_tail::TailConfig;
+use vigil_tail::{StartAt, TailConfig};
 
 /// Vigil agent configuration.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -214,6 +214,71 @@ pub struct SourcesSection {
     /// Log files to follow, as named instances (`[sources.files.auth]`): each line becomes a
     /// log event from the source `files.<name>`; checkpoints survive restarts and rotation.
     pub files: BTreeMap<String, TailConfig>,
+    /// The systemd journal, as named instances (`[sources.journal.sshd]`): each matching entry
+    /// becomes a log event from the source `journal.<name>`; the cursor survives restarts.
+    /// Needs a vigil built with the `journald` feature (`cargo build --features journald`).
+    pub journal: BTreeMap<String, JournalSourceConfig>,
+}
+
+/// One journal source instance: which entries of the systemd journal to read, and how.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct JournalSourceConfig {
+    /// Whether the source runs.
+    pub enabled: bool,
+    /// Directory of journal files to read. Unset: the system journal.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub directory: Option<PathBuf>,
+    /// Units whose entries are kept (`_SYSTEMD_UNIT`), e.g. `ssh.service`.
+    pub units: Vec<String>,
+    /// Syslog identifiers whose entries are kept (`SYSLOG_IDENTIFIER`). An entry matching a
+    /// unit or an identifier is kept.
+    pub identifiers: Vec<String>,
+    /// Where reading starts at the very first run (no saved cursor): `end` or `beginning`.
+    pub start_at: StartAt,
+    /// Most entries sent in one batch.
+    pub batch_size: usize,
+    /// Parser of each entry's message (a built-in parser name, `auto`, or `none`). Unset:
+    /// `sshd` when the only identifier is `sshd`, else `auto`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parser: Option<String>,
+    /// Directory of the cursor file. Unset: `checkpoints` in the agent's state directory.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checkpoint_dir: Option<PathBuf>,
+}
+
+impl Default for JournalSourceConfig {
+    fn default() -> Self {
+        JournalSourceConfig {
+            enabled: false,
+            directory: None,
+            units: Vec::new(),
+            identifiers: vec!["sshd".to_owned()],
+            start_at: StartAt::End,
+            batch_size: 256,
+            parser: None,
+            checkpoint_dir: None,
+        }
+    }
+}
+
+impl JournalSourceConfig {
+    /// The parser the entries' messages go through.
+    #[cfg_attr(
+        not(feature = "journald"),
+        expect(dead_code, reason = "used by the journald feature")
+    )]
+    pub fn parser(&self) -> &str {
+        match &self.parser {
+            Some(it) => it,
+            None if self.identifiers.iter().all(|it| it == "sshd")
+                && !self.identifiers.is_empty() =>
+            {
+                "sshd"
+            }
+            None => "auto",
+        }
+    }
 }
 
 impl Default for SourcesSection {
@@ -235,6 +300,15 @@ impl Default for SourcesSection {
                     enabled: false,
                     paths: vec!["/var/log/auth.log".to_owned()],
                     ..TailConfig::default()
+                },
+            )]
+            .into_iter()
+            .collect(),
+            journal: [(
+                "sshd".to_owned(),
+                JournalSourceConfig {
+                    units: vec!["ssh.service".to_owned(), "sshd.service".to_owned()],
+                    ..JournalSourceConfig::default()
                 },
             )]
             .into_iter()

@@ -426,3 +426,106 @@ fn an_unknown_parser_for_a_followed_file_is_a_configuration_error() {
     assert!(err.contains("source files.auth") && err.contains("unknown format `apache`"), "{err}");
     assert!(err.contains("sshd") && err.contains("none"), "the error lists the parsers: {err}");
 }
+
+#[cfg(not(feature = "journald"))]
+#[test]
+fn an_enabled_journal_source_without_the_journald_feature_is_a_configuration_error() {
+    let home = tempfile::tempdir().unwrap();
+    let out = run(vigil(&["run"])
+        .env("VIGIL_AGENT__STATE_DIR", home.path())
+        .env("VIGIL_SOURCES__JOURNAL__SSHD__ENABLED", "true"));
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("source journal.sshd")
+            && err.contains("built without the journald feature: cargo build --features journald"),
+        "{err}"
+    );
+}
+
+/// Writes sshd and cron entries in journal export format and turns them into a journal file in
+/// `dir` with systemd-journal-remote (no journald needed).
+#[cfg(feature = "journald")]
+fn make_journal(dir: &Path) {
+    let entries = [
+        (1, "sshd", "Failed password for root from 203.0.113.9 port 4711 ssh2"),
+        (2, "CRON", "pam_unix(cron:session): session closed for user root"),
+        (3, "sshd", "Invalid user admin from 192.0.2.1 port 6000"),
+    ];
+    let mut export = String::new();
+    for (seq, identifier, message) in entries {
+        export.push_str(&format!(
+            "__CURSOR=s=00000000000000000000000000000000;i={seq}\n\
+             __REALTIME_TIMESTAMP={}\n__MONOTONIC_TIMESTAMP={seq}000000\n\
+             _BOOT_ID=0123456789abcdef0123456789abcdef\n\
+             SYSLOG_IDENTIFIER={identifier}\n_PID=4{seq}\nMESSAGE={message}\n\n",
+            1_700_000_000_000_000u64 + seq * 1_000_000
+        ));
+    }
+    let file = dir.join("entries.export");
+    std::fs::write(&file, export).unwrap();
+    #[allow(clippy::disallowed_methods)] // A helper program that builds journal files.
+    let out = Command::new("/lib/systemd/systemd-journal-remote")
+        .arg(format!("--output={}", dir.join("remote.journal").display()))
+        .arg(&file)
+        .output()
+        .expect("systemd-journal-remote runs");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    std::fs::remove_file(&file).unwrap();
+}
+
+#[cfg(feature = "journald")]
+#[test]
+fn run_prints_parsed_sshd_events_read_from_the_journal() {
+    let home = tempfile::tempdir().unwrap();
+    let journal = home.path().join("journal");
+    std::fs::create_dir(&journal).unwrap();
+    make_journal(&journal);
+    let mut child = spawn_agent(
+        home.path(),
+        &[
+            ("VIGIL_SOURCES__JOURNAL__SSHD__ENABLED", "true"),
+            ("VIGIL_SOURCES__JOURNAL__SSHD__DIRECTORY", journal.to_str().unwrap()),
+            ("VIGIL_SOURCES__JOURNAL__SSHD__START_AT", "beginning"),
+        ],
+    );
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::sync_channel(1024);
+    std::thread::spawn(move || {
+        for line in stdout.lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while seen.len() < 2 && Instant::now() < deadline {
+        let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) else { continue };
+        let event: serde_json::Value = serde_json::from_str(&line).expect("a JSON line");
+        if event["kind"] == "log" {
+            assert_eq!(event["source"], "journal.sshd");
+            let payload = &event["payload"];
+            assert_eq!(payload["service"], "sshd");
+            assert!(payload["origin"]["stream"].as_str().unwrap().starts_with("journal:"));
+            seen.push((
+                payload["action"].as_str().unwrap_or_default().to_owned(),
+                payload["ip"].as_str().unwrap_or_default().to_owned(),
+            ));
+        }
+    }
+    signal(&child, rustix::process::Signal::TERM);
+    let status = child.wait().unwrap();
+    assert_eq!(
+        seen,
+        [
+            ("failed_password".to_owned(), "203.0.113.9".to_owned()),
+            ("invalid_user".to_owned(), "192.0.2.1".to_owned()),
+        ]
+    );
+    assert!(status.success(), "{status:?}");
+    let cursor =
+        std::fs::read_to_string(home.path().join("vigil/checkpoints/journal.sshd.journal.json"))
+            .unwrap();
+    assert!(cursor.contains("\"cursor\""), "{cursor}");
+}
