@@ -145,12 +145,11 @@ mod tests {
     use super::*;
 
     fn check(line: &str, expect: &Expect) {
-        let clock = Clock::utc_at("2026-11-23T12:00:00Z".parse().unwrap());
-        let got = match parse_access(line).or_else(|| parse_error(line, &clock)) {
-            Some(p) => crate::tests_support::render(&p),
-            None => "not recognised".into(),
-        };
-        expect.assert_eq(&got);
+        let clock = crate::tests_support::test_clock();
+        crate::tests_support::assert_parsed(
+            parse_access(line).or_else(|| parse_error(line, &clock)),
+            expect,
+        );
     }
 
     #[test]

@@ -191,12 +191,8 @@ mod tests {
     use super::*;
 
     fn check(line: &str, expect: &Expect) {
-        let clock = Clock::utc_at("2026-11-23T12:00:00Z".parse().unwrap());
-        let got = match parse(line, &clock) {
-            Some(p) => crate::tests_support::render(&p),
-            None => "not recognised".into(),
-        };
-        expect.assert_eq(&got);
+        let clock = crate::tests_support::test_clock();
+        crate::tests_support::assert_parsed(parse(line, &clock), expect);
     }
 
     #[test]

@@ -1,8 +1,22 @@
-//! A compact text rendering of [`Parsed`] for the parsers' `expect!` snapshot tests.
+//! A compact text rendering of [`Parsed`] for the parsers' `expect!` snapshot tests, and the
+//! shared pieces of each parser's `check` helper.
 
 use std::fmt::Write;
 
-use crate::Parsed;
+use expect_test::Expect;
+
+use crate::{Clock, Parsed};
+
+/// The frozen clock every parser test uses: UTC, 2026-11-23 12:00.
+pub(crate) fn test_clock() -> Clock {
+    Clock::utc_at("2026-11-23T12:00:00Z".parse().expect("a valid timestamp"))
+}
+
+/// Compares a parse result, rendered, with its snapshot.
+pub(crate) fn assert_parsed(got: Option<Parsed<'_>>, expect: &Expect) {
+    let got = got.map_or_else(|| "not recognised".to_owned(), |it| render(&it));
+    expect.assert_eq(&got);
+}
 
 /// `key=value` for every field that is set, then the message on its own line.
 pub(crate) fn render(p: &Parsed<'_>) -> String {
