@@ -63,7 +63,10 @@ impl Filter {
     /// The default filter of a detector: every kind except findings and audit records, so
     /// detectors consume what sources collect and never their own output.
     pub fn source_events() -> Filter {
-        let kinds = EventKindSet::all().without(EventKind::Finding).without(EventKind::Audit);
+        let kinds = EventKindSet::all()
+            .without(EventKind::Finding)
+            .without(EventKind::Audit)
+            .without(EventKind::Ban);
         Filter { kinds, ..Filter::default() }
     }
 

@@ -206,6 +206,17 @@ mod tests {
                 components: vec![ComponentStatus { name: "report".into(), ..Default::default() }],
                 ..Default::default()
             }),
+            Payload::Ban(Ban {
+                failures: 5,
+                evidence: Evidence {
+                    rule: "jail sshd: maxretry 5 within findtime 600s".into(),
+                    count: 5,
+                    window_seconds: 600,
+                    lines: vec!["Failed password for root from 203.0.113.9".into()],
+                    ..Default::default()
+                },
+                ..Ban::request("203.0.113.9", "sshd", Utc::now())
+            }),
         ];
         let mut seen = EventKindSet::EMPTY;
         for payload in payloads {

@@ -168,6 +168,12 @@ fn payload_field<'a>(payload: &'a Payload, name: &str) -> Option<FieldValue<'a>>
             "tag" => Some(FieldValue::Str(&r.tag)),
             _ => r.record.get(name).map(FieldValue::Json),
         },
+        Payload::Ban(b) => match name {
+            "ip" => Some(FieldValue::Str(&b.ip)),
+            "jail" => Some(FieldValue::Str(&b.jail)),
+            "stage" => Some(FieldValue::Str(b.stage.as_str())),
+            _ => None,
+        },
         Payload::SystemMetric(_) | Payload::NetworkMetric(_) | Payload::AgentStatus(_) => None,
     }
 }

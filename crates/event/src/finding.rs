@@ -48,6 +48,9 @@ pub struct Finding {
     /// A message rendered from a template, when one is configured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// The rule, window, count and lines behind the conclusion, when the detector keeps them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<crate::Evidence>,
 }
 
 impl Finding {
@@ -66,6 +69,7 @@ impl Finding {
             record: None,
             system: system.into(),
             message: None,
+            evidence: None,
         }
     }
 
@@ -80,6 +84,13 @@ impl Finding {
     #[must_use]
     pub fn with_record(mut self, record: impl Into<String>) -> Finding {
         self.record = Some(record.into());
+        self
+    }
+
+    /// Attaches the evidence behind the finding.
+    #[must_use]
+    pub fn with_evidence(mut self, evidence: crate::Evidence) -> Finding {
+        self.evidence = Some(evidence);
         self
     }
 }

@@ -33,11 +33,13 @@ pub enum EventKind {
     ApiRecord,
     /// The agent's own health, emitted periodically.
     AgentStatus,
+    /// A ban requested, decided, refused or lifted, with its evidence.
+    Ban,
 }
 
 impl EventKind {
     /// Every kind, in declaration order.
-    pub const ALL: [EventKind; 9] = [
+    pub const ALL: [EventKind; 10] = [
         EventKind::SystemMetric,
         EventKind::NetworkMetric,
         EventKind::Process,
@@ -47,6 +49,7 @@ impl EventKind {
         EventKind::Audit,
         EventKind::ApiRecord,
         EventKind::AgentStatus,
+        EventKind::Ban,
     ];
 
     /// The snake_case name used in JSON and configuration.
@@ -61,6 +64,7 @@ impl EventKind {
             EventKind::Audit => "audit",
             EventKind::ApiRecord => "api_record",
             EventKind::AgentStatus => "agent_status",
+            EventKind::Ban => "ban",
         }
     }
 

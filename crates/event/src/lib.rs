@@ -26,6 +26,7 @@
 #![deny(missing_docs)]
 
 mod audit;
+mod ban;
 mod envelope;
 mod field;
 mod finding;
@@ -36,6 +37,7 @@ mod summary;
 mod trace;
 
 pub use audit::{AuditError, AuditRecord, AuditSchema};
+pub use ban::{Ban, BanStage, Evidence};
 pub use envelope::{Event, EventId, SCHEMA_VERSION};
 pub use field::FieldValue;
 pub use finding::{Finding, FindingLevel};

@@ -34,6 +34,8 @@ pub enum Payload {
     ApiRecord(ApiRecord),
     /// The agent's own health.
     AgentStatus(AgentStatus),
+    /// A ban requested, decided, refused or lifted.
+    Ban(crate::Ban),
 }
 
 impl Payload {
@@ -49,6 +51,7 @@ impl Payload {
             Payload::Audit(_) => EventKind::Audit,
             Payload::ApiRecord(_) => EventKind::ApiRecord,
             Payload::AgentStatus(_) => EventKind::AgentStatus,
+            Payload::Ban(_) => EventKind::Ban,
         }
     }
 }

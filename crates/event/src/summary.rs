@@ -96,6 +96,22 @@ impl Payload {
                 "agent {} up {}s, {} events published, {} dropped",
                 s.version, s.uptime_seconds, s.events_published, s.events_dropped
             ),
+            Payload::Ban(b) => {
+                let mut text = format!("{} {} in jail {}", b.stage.as_str(), b.ip, b.jail);
+                if b.failures > 0 {
+                    let _ = write!(text, " after {} failures", b.failures);
+                }
+                if let Some(until) = b.until {
+                    let _ = write!(text, " until {}", until.to_rfc3339());
+                }
+                if b.dry_run && b.stage == crate::BanStage::Banned {
+                    text.push_str(" (dry run)");
+                }
+                if let Some(reason) = &b.reason {
+                    let _ = write!(text, ": {reason}");
+                }
+                text
+            }
         }
     }
 }

@@ -127,6 +127,7 @@ fn kind_label(kind: EventKind) -> &'static str {
         EventKind::Audit => "Audit",
         EventKind::ApiRecord => "API record",
         EventKind::AgentStatus => "Agent status",
+        EventKind::Ban => "Ban",
         _ => "Event",
     }
 }
