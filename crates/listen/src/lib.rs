@@ -31,8 +31,12 @@
 
 #![deny(missing_docs)]
 
+mod error;
 mod json_lines;
 mod log;
+pub mod template;
 
+pub use error::ListenError;
 pub use json_lines::{JsonLinesConfig, JsonLinesListener};
 pub use log::{LogListener, LogListenerConfig};
+pub use template::Template;
