@@ -31,11 +31,13 @@
 
 #![deny(missing_docs)]
 
+mod csv;
 mod error;
 mod json_lines;
 mod log;
 pub mod template;
 
+pub use csv::{BAN_COLUMNS, CsvConfig, CsvListener, FINDING_COLUMNS};
 pub use error::ListenError;
 pub use json_lines::{JsonLinesConfig, JsonLinesListener};
 pub use log::{LogListener, LogListenerConfig};
