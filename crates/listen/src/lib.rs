@@ -32,13 +32,16 @@
 #![deny(missing_docs)]
 
 mod csv;
+mod duration;
 mod error;
 mod json_lines;
 mod log;
 pub mod template;
+mod webhook;
 
 pub use csv::{BAN_COLUMNS, CsvConfig, CsvListener, FINDING_COLUMNS};
 pub use error::ListenError;
 pub use json_lines::{JsonLinesConfig, JsonLinesListener};
 pub use log::{LogListener, LogListenerConfig};
 pub use template::Template;
+pub use webhook::{WebhookConfig, WebhookFormat, WebhookListener, WebhookStats};

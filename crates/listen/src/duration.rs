@@ -1,0 +1,18 @@
+//! Durations in listener configuration, written as humantime text (`"10s"`, `"250ms"`), the
+//! same way every other Vigil configuration key spells a duration.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+/// Serialises `value` as humantime text.
+pub(crate) fn serialize<S: Serializer>(value: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&humantime::format_duration(*value).to_string())
+}
+
+/// Reads humantime text.
+pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(d)?;
+    humantime::parse_duration(&text)
+        .map_err(|err| D::Error::custom(format!("invalid duration {text:?}: {err}")))
+}
