@@ -34,6 +34,7 @@
 mod csv;
 mod duration;
 mod error;
+mod exec;
 mod json_lines;
 mod log;
 pub mod template;
@@ -41,6 +42,7 @@ mod webhook;
 
 pub use csv::{BAN_COLUMNS, CsvConfig, CsvListener, FINDING_COLUMNS};
 pub use error::ListenError;
+pub use exec::{ExecConfig, ExecListener, ExecStats};
 pub use json_lines::{JsonLinesConfig, JsonLinesListener};
 pub use log::{LogListener, LogListenerConfig};
 pub use template::Template;
