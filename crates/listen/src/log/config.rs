@@ -16,6 +16,7 @@ use vigil_core::Filter;
 use vigil_event::Severity;
 
 use super::LogListener;
+use crate::Template;
 
 /// Configuration of the log listener, which writes each event it receives to the agent's own
 /// log as one line, at a level that follows the event's severity (target `vigil::events`).
@@ -27,11 +28,20 @@ pub struct LogListenerConfig {
     /// Which events to log; by default those of severity `notice` and above (findings and
     /// important events, not every metric sample or log line).
     pub filter: Filter,
+    /// Template of the logged line (minijinja; context in `docs/specs/template.md`), e.g.
+    /// `"{{ name }}: {{ summary }} ({{ event.payload.data.ip }})"`; by default a description
+    /// of the event. Line breaks in the result become spaces.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<Template>,
 }
 
 impl Default for LogListenerConfig {
     fn default() -> Self {
-        LogListenerConfig { enabled: true, filter: Filter::any().min_severity(Severity::Notice) }
+        LogListenerConfig {
+            enabled: true,
+            filter: Filter::any().min_severity(Severity::Notice),
+            message: None,
+        }
     }
 }
 

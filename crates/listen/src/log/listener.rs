@@ -7,6 +7,7 @@
 //! `Finding SSHLoginTriesExceeded from sshd: 6 failed logins from 203.0.113.9` and the fields
 //! `kind`, `source`, `host`, `severity`, `event_id` and, for findings, `name`.
 //!
+//! With a `message` template the line is the rendered template instead (the fields stay).
 //! Line breaks in event text become spaces and other control characters are escaped, so an
 //! attacker who controls a log line cannot forge records in the agent's log.
 
@@ -17,6 +18,7 @@ use vigil_core::{ComponentError, Filter, Listener};
 use vigil_event::{Event, EventKind, Payload, Severity, one_line};
 
 use super::LogListenerConfig;
+use crate::Template;
 
 /// The longest message logged, in characters; longer ones are cut and end with `…`.
 const MAX_MESSAGE_CHARS: usize = 1000;
@@ -25,6 +27,7 @@ const MAX_MESSAGE_CHARS: usize = 1000;
 #[derive(Debug, Clone)]
 pub struct LogListener {
     filter: Filter,
+    message: Option<Template>,
 }
 
 impl LogListener {
@@ -38,7 +41,7 @@ impl LogListener {
     /// A listener configured by `config` (its `enabled` flag is not consulted; see
     /// [`LogListenerConfig::build`]).
     pub fn new(config: &LogListenerConfig) -> LogListener {
-        LogListener { filter: config.filter.clone() }
+        LogListener { filter: config.filter.clone(), message: config.message.clone() }
     }
 
     /// The filter the runtime registers the listener with.
@@ -55,15 +58,21 @@ impl Listener for LogListener {
 
     async fn handle(&mut self, events: &[Arc<Event>]) -> Result<(), ComponentError> {
         for event in events {
-            emit(event);
+            let line = match &self.message {
+                Some(template) => {
+                    one_line(&template.render_or_summary(event, Self::NAME), MAX_MESSAGE_CHARS)
+                }
+                None => describe(event),
+            };
+            emit(event, &line);
         }
         Ok(())
     }
 }
 
-/// Emits one `tracing` record for `event`. `tracing` needs the level of a record to be known
-/// where the record is written, hence one arm per level.
-fn emit(event: &Event) {
+/// Emits one `tracing` record for `event` with the message `line`. `tracing` needs the level of
+/// a record to be known where the record is written, hence one arm per level.
+fn emit(event: &Event, line: &str) {
     macro_rules! at_level {
         ($macro:ident) => {
             tracing::$macro!(
@@ -75,7 +84,7 @@ fn emit(event: &Event) {
                 event_id = %event.id,
                 name = finding_name(event),
                 "{}",
-                describe(event),
+                line,
             )
         };
     }

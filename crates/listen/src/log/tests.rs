@@ -44,6 +44,11 @@ impl<'a> MakeWriter<'a> for Captured {
 
 /// What the listener logs for `events`, one line per record, without timestamps.
 async fn logged(events: Vec<Event>) -> String {
+    logged_with(LogListenerConfig::default(), events).await
+}
+
+/// What a listener configured by `config` logs for `events`.
+async fn logged_with(config: LogListenerConfig, events: Vec<Event>) -> String {
     let captured = Captured::default();
     let subscriber = tracing_subscriber::fmt()
         .with_writer(captured.clone())
@@ -53,7 +58,7 @@ async fn logged(events: Vec<Event>) -> String {
         .finish();
     // The test runtime is single-threaded, so the thread's default subscriber sees every record.
     let _guard = tracing::subscriber::set_default(subscriber);
-    let mut listener = LogListenerConfig::default().build().unwrap();
+    let mut listener = config.build().unwrap();
     let events: Vec<Arc<Event>> = events.into_iter().map(Arc::new).collect();
     listener.handle(&events).await.unwrap();
     listener.flush().await.unwrap();
@@ -115,6 +120,28 @@ async fn other_kinds_get_a_compact_summary_and_text_cannot_forge_lines() {
     assert!(lines[0].starts_with("INFO vigil::events: Audit from sshd: logins user=root count=3"));
     assert!(lines[1].starts_with("INFO vigil::events: System metrics from system: cpu 12.5%"));
     assert!(lines[2].starts_with("WARN vigil::events: Log from app: boom ERROR vigil::events:"));
+}
+
+#[tokio::test]
+async fn a_message_template_replaces_the_description_on_one_line() {
+    let finding = Finding::new(FindingLevel::Warning, "SSHLoginTriesExceeded", "sshd", "6 tries")
+        .with_data("ip", "203.0.113.9");
+    let config = LogListenerConfig {
+        message: Some(
+            crate::Template::new("{{ name }}\nfrom {{ event.payload.data.ip }}{{ event.nope }}")
+                .unwrap(),
+        ),
+        ..LogListenerConfig::default()
+    };
+    let text =
+        logged_with(config, vec![Event::new("web-1", "ssh", Payload::Finding(finding))]).await;
+    assert_eq!(text.lines().count(), 1, "{text}");
+    assert!(
+        text.trim_start().starts_with(
+            "WARN vigil::events: SSHLoginTriesExceeded from 203.0.113.9 kind=\"finding\""
+        ),
+        "{text}"
+    );
 }
 
 #[test]
