@@ -228,6 +228,27 @@ fn register_listeners(
             builder.register_listener(Box::new(named), it.filter.clone())?;
         }
     }
+    for (name, it) in &listeners.csv {
+        let built = it.build().with_context(|| format!("listener csv.{name}"))?;
+        if let Some(listener) = built {
+            let named = Named::new(format!("csv.{name}"), Box::new(listener));
+            builder.register_listener(Box::new(named), it.filter.clone())?;
+        }
+    }
+    for (name, it) in &listeners.webhook {
+        let built = it.build().with_context(|| format!("listener webhook.{name}"))?;
+        if let Some(listener) = built {
+            let named = Named::new(format!("webhook.{name}"), Box::new(listener));
+            builder.register_listener(Box::new(named), it.filter.clone())?;
+        }
+    }
+    for (name, it) in &listeners.exec {
+        let built = it.build().with_context(|| format!("listener exec.{name}"))?;
+        if let Some(listener) = built {
+            let named = Named::new(format!("exec.{name}"), Box::new(listener));
+            builder.register_listener(Box::new(named), it.filter.clone())?;
+        }
+    }
     if options.print {
         let print = JsonLinesConfig::default().build()?.context("the print listener")?;
         builder.register_listener(

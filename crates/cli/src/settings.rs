@@ -13,6 +13,7 @@ use std::{collections::BTreeMap, num::NonZeroUsize, path::PathBuf, time::Duratio
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use vigil_detect::ReportConfig;
+use vigil_listen::{CsvConfig, ExecConfig, Template, WebhookConfig, WebhookFormat};
 use vigil_listen::{JsonLinesConfig, LogListenerConfig};
 use vigil_runtime::{DropPolicy, RuntimeConfig};
 use vigil_tail::{StartAt, TailConfig};
@@ -415,6 +416,12 @@ pub struct ListenersSection {
     pub log: BTreeMap<String, LogListenerConfig>,
     /// Write events as JSON lines to standard output (`path = "-"`) or a file.
     pub json_lines: BTreeMap<String, JsonLinesConfig>,
+    /// Append audit records (one file per record type), findings and bans to CSV files.
+    pub csv: BTreeMap<String, CsvConfig>,
+    /// POST events as JSON or Slack messages to a URL, with retries.
+    pub webhook: BTreeMap<String, WebhookConfig>,
+    /// Run a program per event with templated arguments (never through a shell).
+    pub exec: BTreeMap<String, ExecConfig>,
 }
 
 impl Default for ListenersSection {
@@ -429,6 +436,36 @@ impl Default for ListenersSection {
             )]
             .into_iter()
             .collect(),
+            // Disabled instances, so the generated example shows every key.
+            csv: [("audit".to_owned(), CsvConfig { enabled: false, ..CsvConfig::default() })]
+                .into_iter()
+                .collect(),
+            webhook: [("slack".to_owned(), example_webhook())].into_iter().collect(),
+            exec: [("notify".to_owned(), example_exec())].into_iter().collect(),
         }
+    }
+}
+
+/// The disabled webhook instance of the generated example configuration.
+fn example_webhook() -> WebhookConfig {
+    WebhookConfig {
+        enabled: false,
+        url: "https://hooks.slack.com/services/T000/B000/XXXX".to_owned(),
+        format: WebhookFormat::Slack,
+        message: Template::new("[{{ severity }}] {{ summary }} on {{ host }}").ok(),
+        ..WebhookConfig::default()
+    }
+}
+
+/// The disabled exec instance of the generated example configuration.
+fn example_exec() -> ExecConfig {
+    ExecConfig {
+        enabled: false,
+        program: "/usr/local/bin/notify-oncall".into(),
+        args: ["--host", "{{ host }}", "--ip", "{{ event.payload.data.ip }}", "{{ summary }}"]
+            .into_iter()
+            .filter_map(|it| Template::new(it).ok())
+            .collect(),
+        ..ExecConfig::default()
     }
 }
