@@ -182,10 +182,10 @@ pub fn context(event: &Event) -> Value {
 /// minijinja's error with its detail (the line and what went wrong), on one line.
 fn describe(err: &minijinja::Error) -> String {
     let mut text = err.to_string();
-    if let Some(detail) = err.detail() {
-        if !text.contains(detail) {
-            text = format!("{text}: {detail}");
-        }
+    if let Some(detail) = err.detail()
+        && !text.contains(detail)
+    {
+        text = format!("{text}: {detail}");
     }
     one_line(&text, 500)
 }
