@@ -12,6 +12,14 @@
 //! - [`JsonLinesListener`] writes every event as one line of JSON to standard output or a file;
 //! - [`LogListener`] writes each event to the agent's own log as one human line, at a level that
 //!   follows the event's severity.
+//! - [`CsvListener`] appends audit records to one CSV file per record type (header row, declared
+//!   columns), and findings and bans to `findings.csv` and `bans.csv`;
+//! - [`WebhookListener`] POSTs events as JSON or Slack messages from a bounded queue, with
+//!   retries and exponential backoff;
+//! - [`ExecListener`] runs a program per event with templated arguments, never through a shell.
+//!
+//! Messages are [`Template`]s (minijinja), compiled when the configuration is loaded and
+//! rendered with the context documented in [`template`] and `docs/specs/template.md`.
 //!
 //! ```
 //! use std::sync::Arc;
