@@ -9,7 +9,8 @@
 //! Runs are bounded: at most `max_concurrent` at once (the rest of a batch waits for a slot; the
 //! runtime's queue is the buffer behind it), each killed after `timeout`. Standard output and
 //! standard error are read up to [`MAX_OUTPUT_BYTES`] each (the rest is drained and discarded).
-//! Every run is logged with its exit status; a failed run (spawn error, non-zero status, signal,
+//! Every run is logged with its exit status and standard error (standard output at debug level);
+//! a failed run (spawn error, non-zero status, signal,
 //! timeout) is logged as a warning with its standard error cut to one line, counted in
 //! [`ExecStats`], and returned as the batch's error so it reaches the agent's health.
 
@@ -232,11 +233,17 @@ impl CommandSpec {
             stderr: stderr.clone(),
         })?;
         if status.success() {
-            tracing::debug!(
+            tracing::info!(
                 program = %self.program.display(),
                 event_id = %event.id,
-                stdout = one_line(&String::from_utf8_lossy(&stdout), LOGGED_STDERR_CHARS),
+                status = %status,
+                stderr,
                 "Command finished"
+            );
+            tracing::debug!(
+                program = %self.program.display(),
+                stdout = one_line(&String::from_utf8_lossy(&stdout), LOGGED_STDERR_CHARS),
+                "Command output"
             );
             return Ok(());
         }
