@@ -164,6 +164,8 @@ async fn slack_gets_a_text_message_rendered_from_the_template() {
         Some(Template::new("*{{ severity }}* {{ event.payload.data.ip }}: {{ summary }}").unwrap());
     let mut listener = config.build().unwrap().unwrap();
     listener.handle(&[finding()]).await.unwrap();
+    // Delivered before the second listener sends anything, so the order is known.
+    listener.flush().await.unwrap();
 
     // The default message when no template is set.
     let mut config = self::config(&server.url);
@@ -176,7 +178,6 @@ async fn slack_gets_a_text_message_rendered_from_the_template() {
         )])
         .await
         .unwrap();
-    listener.flush().await.unwrap();
     default.flush().await.unwrap();
 
     let bodies: Vec<serde_json::Value> =
