@@ -3,11 +3,11 @@
 //! The runtime feeds it the jails' `Requested` bans (register it with [`BanDetector::filter`]:
 //! the default detector filter excludes ban events). Each is decided at once and the outcome
 //! dispatched; the changes go to the action [`Worker`] through a bounded queue, so `handle`
-//! never waits on a firewall. Every tick it restores on the first call (`Restored` events and
-//! one batch with every ban), expires what ran out, and answers `vigil unban` requests from the
+//! never waits on a firewall. Every tick it restores on the first call (one batch with every
+//! ban, then the `Restored` events in bursts of 20,000 per tick), expires what ran out, and answers `vigil unban` requests from the
 //! control directory. Its state (active bans and history) is saved by the runtime.
 
-use std::{path::Path, sync::Arc, sync::atomic::Ordering};
+use std::{collections::VecDeque, path::Path, sync::Arc, sync::atomic::Ordering};
 
 use chrono::{DateTime, Utc};
 use vigil_core::{ComponentError, Detector, DetectorContext, Filter, Statistics};
@@ -17,6 +17,9 @@ use crate::{
     Action, AgentLock, BanManager, BanState, Change, Control, DETECTOR_NAME, Outcome, RespondError,
     Worker,
 };
+
+/// `Restored` events dispatched per tick after a start.
+const RESTORED_PER_TICK: usize = 20_000;
 
 /// The ban manager as a detector. See the module docs.
 #[derive(Debug)]
@@ -29,6 +32,7 @@ pub struct BanDetector {
     restored: bool,
     needs_restore: bool,
     pending: Vec<Ban>,
+    backlog: VecDeque<Ban>,
     queue_full: u64,
     requests: u64,
     ignored: u64,
@@ -58,6 +62,7 @@ impl BanDetector {
             restored: false,
             needs_restore: false,
             pending: Vec::new(),
+            backlog: VecDeque::new(),
             queue_full: 0,
             requests: 0,
             ignored: 0,
@@ -90,15 +95,7 @@ impl BanDetector {
     }
 
     fn emit(&mut self, outcome: Outcome, ctx: &mut DetectorContext) {
-        for ban in outcome.events {
-            let severity = match ban.stage {
-                BanStage::Banned => Severity::Warning,
-                BanStage::Refused => Severity::Notice,
-                _ => Severity::Info,
-            };
-            let event = Event::new(self.host.clone(), DETECTOR_NAME, Payload::Ban(ban));
-            ctx.dispatch(event.with_severity(severity));
-        }
+        // The firewall first: the worker applies while the events are built.
         let restore = outcome.changes.iter().any(|it| matches!(it, Change::Restore(_)));
         if let Some(worker) = &self.worker
             && !worker.send(outcome.changes)
@@ -112,6 +109,15 @@ impl BanDetector {
                 "Ban action queue full; a full restore follows"
             );
         }
+        for ban in outcome.events {
+            let severity = match ban.stage {
+                BanStage::Banned => Severity::Warning,
+                BanStage::Refused => Severity::Notice,
+                _ => Severity::Info,
+            };
+            let event = Event::new(self.host.clone(), DETECTOR_NAME, Payload::Ban(ban));
+            ctx.dispatch(event.with_severity(severity));
+        }
     }
 
     /// On the first call, and after the action queue overflowed: every ban in one batch.
@@ -120,20 +126,30 @@ impl BanDetector {
             let first = !self.restored;
             self.restored = true;
             self.needs_restore = false;
-            let mut outcome = self.manager.restore(now);
+            let mut expired = self.manager.expire(now);
+            // The restore below replaces everything; lifting first would only fail.
+            expired.changes.clear();
+            self.emit(expired, ctx);
+            // The firewall first: the worker applies the batch while the events are built.
+            let change = self.manager.restore_change();
+            self.emit(Outcome { events: Vec::new(), changes: change.into_iter().collect() }, ctx);
             if first {
-                let lifted = std::mem::take(&mut self.pending);
-                outcome.events.splice(0..0, lifted);
+                // A catch-up restore re-applies; only the first is news to listeners. Its
+                // events go out from the next tick on, in bounded bursts, so building them
+                // does not compete with the firewall batch.
+                let mut events = std::mem::take(&mut self.pending);
+                events.extend(self.manager.restored_events());
+                self.backlog = events.into();
                 tracing::info!(
                     bans = self.manager.active_len(),
                     enforcing = self.manager.enforcing(),
                     "Bans restored"
                 );
-            } else {
-                // A catch-up restore re-applies; it is not news to listeners.
-                outcome.events.clear();
             }
-            self.emit(outcome, ctx);
+        } else if !self.backlog.is_empty() {
+            let n = self.backlog.len().min(RESTORED_PER_TICK);
+            let events = self.backlog.drain(..n).collect();
+            self.emit(Outcome { events, changes: Vec::new() }, ctx);
         }
     }
 

@@ -221,41 +221,46 @@ impl Guard {
     }
 }
 
+/// Special-purpose IPv4 ranges: (network, prefix length, why).
+const SPECIAL_V4: [(u32, u8, &str); 6] = [
+    (0x7f00_0000, 8, "loopback"),
+    (0x0000_0000, 8, "unspecified (this network)"),
+    (0xe000_0000, 4, "multicast"),
+    (0xffff_ffff, 32, "broadcast"),
+    (0xa9fe_0000, 16, "link-local"),
+    (0xf000_0000, 4, "reserved"),
+];
+
+/// Special-purpose IPv6 ranges; the IPv4-mapped range is never seen here (normalised).
+const SPECIAL_V6: [(u128, u8, &str); 5] = [
+    (1, 128, "loopback"),
+    (0, 128, "unspecified"),
+    (0xff00 << 112, 8, "multicast"),
+    (0xfe80 << 112, 10, "link-local"),
+    (0xffff << 32, 96, "the IPv4-mapped range"),
+];
+
 /// Why a prefix touching a special-purpose range may not be banned, if it does.
 fn special(net: IpNet) -> Option<&'static str> {
     match net.addr() {
-        IpAddr::V4(_) => {
-            let ranges: [(&str, &str); 6] = [
-                ("127.0.0.0/8", "loopback"),
-                ("0.0.0.0/8", "unspecified (this network)"),
-                ("224.0.0.0/4", "multicast"),
-                ("255.255.255.255/32", "broadcast"),
-                ("169.254.0.0/16", "link-local"),
-                ("240.0.0.0/4", "reserved"),
-            ];
-            ranges.iter().find_map(|(range, why)| {
-                let range: IpNet = range.parse().ok()?;
-                range.overlaps(&net).then_some(*why)
+        IpAddr::V4(v4) => {
+            let bits = u32::from(v4);
+            SPECIAL_V4.iter().find_map(|&(range, len, why)| {
+                // Two prefixes overlap when they agree on the shorter one's bits.
+                let common = len.min(net.prefix_len());
+                let keep = if common == 0 { 0 } else { u32::MAX << (32 - u32::from(common)) };
+                (bits & keep == range & keep).then_some(why)
             })
         }
         IpAddr::V6(v6) => {
             if net.prefix_len() == 0 {
                 return Some("the whole address space");
             }
-            let ranges: [(&str, &str); 4] = [
-                ("::1/128", "loopback"),
-                ("::/128", "unspecified"),
-                ("ff00::/8", "multicast"),
-                ("fe80::/10", "link-local"),
-            ];
-            let hit = ranges.iter().find_map(|(range, why)| {
-                let range: IpNet = range.parse().ok()?;
-                range.overlaps(&net).then_some(*why)
-            });
-            // ::ffff:0:0/96 holds the mapped IPv4 space, loopback included.
-            hit.or_else(|| {
-                (v6.segments()[..6] == [0, 0, 0, 0, 0, 0xffff] && net.prefix_len() <= 96)
-                    .then_some("the IPv4-mapped range")
+            let bits = u128::from(v6);
+            SPECIAL_V6.iter().find_map(|&(range, len, why)| {
+                let common = len.min(net.prefix_len());
+                let keep = if common == 0 { 0 } else { u128::MAX << (128 - u32::from(common)) };
+                (bits & keep == range & keep).then_some(why)
             })
         }
     }

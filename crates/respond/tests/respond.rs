@@ -515,6 +515,8 @@ fn the_detector_decides_applies_persists_restores_and_answers_unban_requests() {
     let mut second = detector(&config);
     second.restore_state(saved).unwrap();
     second.tick(Utc::now(), &mut ctx);
+    assert!(ctx.take().is_empty(), "the restored events follow on the next tick");
+    second.tick(Utc::now(), &mut ctx);
     let restored: Vec<BanStage> = ctx
         .take()
         .into_iter()
