@@ -14,8 +14,8 @@ use vigil_core::{ComponentError, Detector, DetectorContext, Filter, Statistics};
 use vigil_event::{Ban, BanStage, Event, EventKind, Payload, Severity, Value};
 
 use crate::{
-    Action, AgentLock, BanManager, BanState, Change, Control, DETECTOR_NAME, Outcome, RespondError,
-    Worker,
+    Action, AgentLock, BanManager, BanState, BanTarget, Change, Control, DETECTOR_NAME, Outcome,
+    RespondError, Worker,
 };
 
 /// `Restored` events dispatched per tick after a start.
@@ -32,7 +32,7 @@ pub struct BanDetector {
     restored: bool,
     needs_restore: bool,
     pending: Vec<Ban>,
-    backlog: VecDeque<Ban>,
+    backlog: VecDeque<BanTarget>,
     queue_full: u64,
     requests: u64,
     ignored: u64,
@@ -137,9 +137,9 @@ impl BanDetector {
                 // A catch-up restore re-applies; only the first is news to listeners. Its
                 // events go out from the next tick on, in bounded bursts, so building them
                 // does not compete with the firewall batch.
-                let mut events = std::mem::take(&mut self.pending);
-                events.extend(self.manager.restored_events());
-                self.backlog = events.into();
+                let lifted = std::mem::take(&mut self.pending);
+                self.emit(Outcome { events: lifted, changes: Vec::new() }, ctx);
+                self.backlog = self.manager.restored_targets().into();
                 tracing::info!(
                     bans = self.manager.active_len(),
                     enforcing = self.manager.enforcing(),
@@ -148,7 +148,9 @@ impl BanDetector {
             }
         } else if !self.backlog.is_empty() {
             let n = self.backlog.len().min(RESTORED_PER_TICK);
-            let events = self.backlog.drain(..n).collect();
+            let targets: Vec<BanTarget> = self.backlog.drain(..n).collect();
+            let events = targets.into_iter().filter_map(|it| self.manager.restored_event(it));
+            let events = events.collect();
             self.emit(Outcome { events, changes: Vec::new() }, ctx);
         }
     }

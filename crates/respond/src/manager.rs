@@ -13,6 +13,7 @@
 use std::{
     collections::{BTreeSet, HashMap},
     net::IpAddr,
+    sync::Arc,
 };
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -33,7 +34,7 @@ pub struct BanRecord {
     /// The address or prefix.
     pub ip: IpNet,
     /// The jail that asked for it (for a prefix: the jail whose request completed it).
-    pub jail: String,
+    pub jail: Arc<str>,
     /// When the ban started.
     pub at: DateTime<Utc>,
     /// When it ends; `None` for a permanent ban.
@@ -52,7 +53,7 @@ pub struct BanRecord {
 
 /// [`BanRecord`]'s persisted form.
 #[derive(Serialize, Deserialize)]
-struct RecordRow(IpNet, String, i64, Option<i64>, u64, i64, u32, u8);
+struct RecordRow(IpNet, Arc<str>, i64, Option<i64>, u64, i64, u32, u8);
 
 const DRY_RUN: u8 = 1;
 const AGGREGATED: u8 = 2;
@@ -164,7 +165,7 @@ pub struct Entry {
     /// When it ends; `None` for a permanent ban.
     pub until: Option<DateTime<Utc>>,
     /// The jail.
-    pub jail: String,
+    pub jail: Arc<str>,
     /// Failures counted.
     pub failures: u64,
     /// Seconds asked for.
@@ -331,7 +332,7 @@ impl BanManager {
             self.counters.extended += 1;
             let until = later(existing.until, until);
             let record = BanRecord {
-                jail: request.jail.clone(),
+                jail: Arc::from(request.jail.as_str()),
                 failures: request.failures,
                 bantime_seconds: bantime,
                 until,
@@ -352,7 +353,7 @@ impl BanManager {
         }
         let record = BanRecord {
             ip: net,
-            jail: request.jail.clone(),
+            jail: Arc::from(request.jail.as_str()),
             at: request.at,
             until,
             failures: request.failures,
@@ -434,15 +435,21 @@ impl BanManager {
 
     /// One `Restored` event per active ban, sorted by address.
     pub fn restored_events(&self) -> Vec<Ban> {
-        let mut records: Vec<(&BanTarget, &BanRecord)> = self.active.iter().collect();
-        records.sort_unstable_by_key(|(target, _)| **target);
-        records
-            .into_iter()
-            .map(|(_, record)| Ban {
-                stage: BanStage::Restored,
-                ..record_event(record, !self.enforce)
-            })
-            .collect()
+        self.restored_targets().into_iter().filter_map(|it| self.restored_event(it)).collect()
+    }
+
+    /// The active targets, sorted: with [`restored_event`](BanManager::restored_event), the
+    /// `Restored` events built a few at a time.
+    pub fn restored_targets(&self) -> Vec<BanTarget> {
+        let mut targets: Vec<BanTarget> = self.active.keys().copied().collect();
+        targets.sort_unstable();
+        targets
+    }
+
+    /// The `Restored` event of `target`, if it is still banned.
+    pub fn restored_event(&self, target: BanTarget) -> Option<Ban> {
+        let record = self.active.get(&target)?;
+        Some(Ban { stage: BanStage::Restored, ..record_event(record, !self.enforce) })
     }
 
     /// The current state, for persistence.
@@ -455,7 +462,8 @@ impl BanManager {
     }
 
     /// Replaces the state with a persisted one. Bans whose address is now protected (the
-    /// allow-list changed) are dropped and returned as `Unbanned` events.
+    /// allow-list changed) are dropped and returned as `Unbanned` events; the others take this
+    /// run's `dry_run`, since [`restore`](BanManager::restore) applies them by this run's mode.
     pub fn load_state(&mut self, state: BanState, now: DateTime<Utc>) -> Vec<Ban> {
         self.active.clear();
         self.expiry.clear();
@@ -464,7 +472,9 @@ impl BanManager {
         self.active.reserve(state.active.len().min(self.max_active));
         self.history.reserve(state.history.len().min(self.max_history));
         let mut dropped = Vec::new();
-        for record in state.active {
+        for mut record in state.active {
+            // Re-applied (or not) by this run's mode.
+            record.dry_run = !self.enforce;
             match self.guard.check(record.ip) {
                 Ok(target) if self.active.len() < self.max_active => self.insert(target, record),
                 Ok(_) => dropped.push(self.lifted(&record, now, "more bans than max_active")),
@@ -555,7 +565,7 @@ impl BanManager {
         }
         let record = BanRecord {
             ip: prefix,
-            jail: request.jail.clone(),
+            jail: Arc::from(request.jail.as_str()),
             at: request.at,
             until,
             failures,
@@ -578,7 +588,7 @@ impl BanManager {
         if let Some(until) = record.until {
             self.expiry.insert((until, target));
         }
-        if target.net().is_host() {
+        if self.aggregate_threshold > 0 && target.net().is_host() {
             *self.per_prefix.entry(self.prefix_of(target.net())).or_default() += 1;
         }
         if let Some(old) = self.active.insert(target, record)
@@ -598,7 +608,7 @@ impl BanManager {
         if let Some(until) = record.until {
             self.expiry.remove(&(until, target));
         }
-        if target.net().is_host() {
+        if self.aggregate_threshold > 0 && target.net().is_host() {
             let prefix = self.prefix_of(target.net());
             if let Some(count) = self.per_prefix.get_mut(&prefix) {
                 *count = count.saturating_sub(1);
@@ -673,7 +683,7 @@ fn record_event(record: &BanRecord, dry_run: bool) -> Ban {
     Ban {
         stage: BanStage::Banned,
         ip: record.ip.to_string(),
-        jail: record.jail.clone(),
+        jail: record.jail.to_string(),
         at: record.at,
         until: record.until,
         failures: record.failures,

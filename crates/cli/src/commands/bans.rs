@@ -86,7 +86,7 @@ fn time(at: DateTime<Utc>) -> String {
 fn record_json(record: &BanRecord) -> Value {
     json!({
         "ip": record.ip.to_string(),
-        "jail": record.jail,
+        "jail": &*record.jail,
         "at": time(record.at),
         "until": record.until.map(time),
         "failures": record.failures,
@@ -114,7 +114,7 @@ pub fn run(config: &Config, args: &Args) -> anyhow::Result<ExitCode> {
         .map(|it| {
             vec![
                 it.ip.to_string(),
-                it.jail.clone(),
+                it.jail.to_string(),
                 time(it.at),
                 it.until.map_or_else(|| "permanent".to_owned(), time),
                 it.failures.to_string(),

@@ -72,7 +72,7 @@ pub(crate) fn substitute(arg: &str, entry: &Entry) -> String {
 fn value_of(name: &str, entry: &Entry) -> Option<String> {
     Some(match name {
         "ip" => entry.target.to_string(),
-        "jail" => entry.jail.clone(),
+        "jail" => entry.jail.to_string(),
         "until" => {
             entry.until.map(|it| it.to_rfc3339_opts(SecondsFormat::Secs, true)).unwrap_or_default()
         }
