@@ -367,7 +367,7 @@ impl BanManager {
         self.counters.banned += 1;
         outcome.events.push(self.banned(request, &record, None));
         outcome.changes.push(Change::Ban(entry(target, &record)));
-        if let Some((prefix, record)) = self.aggregate(net, request) {
+        if let Some((prefix, record)) = self.aggregate(net, record.until, request) {
             outcome.changes.push(Change::Ban(entry(prefix, &record)));
             let event = self.banned(request, &record, Some("aggregated".into()));
             outcome.events.push(Ban { evidence: aggregate_evidence(&record, net), ..event });
@@ -394,20 +394,32 @@ impl BanManager {
         outcome
     }
 
-    /// Lifts the ban of `text` (an address or prefix) at an operator's request.
+    /// Lifts the ban of `text` (an address or prefix) at an operator's request, with any
+    /// aggregated prefix that covers the address.
     pub fn unban(&mut self, text: &str, now: DateTime<Utc>) -> Result<Outcome, RespondError> {
         let net: IpNet = text.parse()?;
-        let target = self
+        // The ban itself, and for an address the aggregated prefixes that still cover it: the
+        // operator wants the address through.
+        let targets: Vec<BanTarget> = self
             .active
-            .keys()
-            .find(|it| it.net() == net)
-            .copied()
-            .ok_or_else(|| RespondError::NotBanned(net.to_string()))?;
-        let record = self.remove(target).ok_or_else(|| RespondError::NotBanned(net.to_string()))?;
-        self.counters.unbanned += 1;
+            .iter()
+            .filter(|(it, record)| {
+                it.net() == net
+                    || (net.is_host() && record.aggregated && it.net().contains(net.addr()))
+            })
+            .map(|it| *it.0)
+            .collect();
+        if targets.is_empty() {
+            return Err(RespondError::NotBanned(net.to_string()));
+        }
         let mut outcome = Outcome::default();
-        outcome.changes.push(Change::Unban(entry(target, &record)));
-        outcome.events.push(self.lifted(&record, now, "lifted by an operator"));
+        for target in targets {
+            if let Some(record) = self.remove(target) {
+                self.counters.unbanned += 1;
+                outcome.changes.push(Change::Unban(entry(target, &record)));
+                outcome.events.push(self.lifted(&record, now, "lifted by an operator"));
+            }
+        }
         self.retain_changes(&mut outcome);
         Ok(outcome)
     }
@@ -530,7 +542,12 @@ impl BanManager {
     }
 
     /// Bans the aggregation prefix of `net` when enough of its addresses are banned.
-    fn aggregate(&mut self, net: IpNet, request: &Ban) -> Option<(BanTarget, BanRecord)> {
+    fn aggregate(
+        &mut self,
+        net: IpNet,
+        member_until: Option<DateTime<Utc>>,
+        request: &Ban,
+    ) -> Option<(BanTarget, BanRecord)> {
         if self.aggregate_threshold == 0 || !net.is_host() {
             return None;
         }
@@ -540,6 +557,16 @@ impl BanManager {
         }
         // A prefix holding a protected address is never banned; its addresses stay banned alone.
         let target = self.guard.check(prefix).ok()?;
+        if let Some(existing) = self.active.get(&target).cloned() {
+            // Already banned: only a later end of the new member extends it (no scan).
+            let until = later(existing.until, member_until);
+            if until == existing.until {
+                return None;
+            }
+            let record = BanRecord { until, ..existing };
+            self.replace(target, record.clone());
+            return Some((target, record));
+        }
         let members: Vec<&BanRecord> = self
             .active
             .iter()
@@ -552,14 +579,6 @@ impl BanManager {
         let failures = members.iter().map(|it| it.failures).sum();
         let bantime =
             members.iter().map(|it| it.bantime_seconds).max().unwrap_or(self.default_bantime);
-        if let Some(existing) = self.active.get(&target).cloned() {
-            if existing.until.is_some() && (until.is_none() || until > existing.until) {
-                let record = BanRecord { until, ..existing };
-                self.replace(target, record.clone());
-                return Some((target, record));
-            }
-            return None;
-        }
         if self.active.len() >= self.max_active {
             return None;
         }

@@ -4,7 +4,8 @@
 //! Changes arrive through a bounded channel; the worker takes everything queued at once and
 //! hands it to each action as one batch (one `nft -f -` for many bans). It mirrors the active
 //! bans from the changes it sees, so an action that failed is brought back in step with one
-//! restore of that mirror on the next wake-up (every 5 s while it keeps failing).
+//! restore of that mirror on the next wake-up (after 5 s, doubling to 5 min while it keeps
+//! failing).
 
 use std::{
     collections::BTreeMap,
@@ -23,8 +24,9 @@ use crate::{Action, BanTarget, Change, Entry};
 
 /// Batches waiting for the worker before `send` reports the queue full.
 const QUEUE: usize = 1024;
-/// Wait before retrying a failed action.
+/// First wait before retrying a failed action; it doubles up to `RETRY_MAX`.
 const RETRY: Duration = Duration::from_secs(5);
+const RETRY_MAX: Duration = Duration::from_secs(300);
 
 /// Counters the worker keeps.
 #[derive(Debug, Default)]
@@ -93,8 +95,10 @@ impl Drop for Worker {
 fn work(mut actions: Vec<Box<dyn Action>>, receiver: &Receiver<Vec<Change>>, stats: &WorkerStats) {
     let mut mirror: BTreeMap<BanTarget, Entry> = BTreeMap::new();
     let mut failed = vec![false; actions.len()];
+    let mut retry = RETRY;
     loop {
-        let wait = if failed.iter().any(|it| *it) { RETRY } else { Duration::from_secs(3600) };
+        let retrying = failed.iter().any(|it| *it);
+        let wait = if retrying { retry } else { Duration::from_secs(3600) };
         let mut batch = match receiver.recv_timeout(wait) {
             Ok(it) => it,
             Err(RecvTimeoutError::Timeout) => Vec::new(),
@@ -145,6 +149,11 @@ fn work(mut actions: Vec<Box<dyn Action>>, receiver: &Receiver<Vec<Change>>, sta
                 }
             }
         }
+        retry = match (retrying, failed.iter().any(|it| *it)) {
+            (true, true) => (retry * 2).min(RETRY_MAX),
+            (false, true) => retry,
+            (_, false) => RETRY,
+        };
         stats.batches.fetch_add(1, Ordering::Relaxed);
         stats.changes.fetch_add(batch.len() as u64, Ordering::Relaxed);
         let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
