@@ -68,8 +68,16 @@ impl Control {
             .write(true)
             .open(&path)
             .map_err(|err| RespondError::io(&path, err))?;
-        rustix::fs::flock(&file, FlockOperation::NonBlockingLockExclusive)
-            .map_err(|err| RespondError::io(&path, err.into()))?;
+        rustix::fs::flock(&file, FlockOperation::NonBlockingLockExclusive).map_err(|err| {
+            if err == rustix::io::Errno::WOULDBLOCK {
+                RespondError::Config(format!(
+                    "another agent's ban manager holds {}: one agent per state directory",
+                    path.display()
+                ))
+            } else {
+                RespondError::io(&path, err.into())
+            }
+        })?;
         Ok(AgentLock { _file: file })
     }
 

@@ -519,6 +519,8 @@ fn the_detector_decides_applies_persists_restores_and_answers_unban_requests() {
     wait_for(|| try_nft_set(&ns, "vigil", "banned_v4").is_some_and(|it| it.len() == 1));
     assert_eq!(first.statistics()["refused"], 1);
     assert!(Control::new(state_dir.path()).agent_running());
+    let err = Control::new(state_dir.path()).lock().unwrap_err();
+    assert!(err.to_string().contains("another agent's ban manager holds"), "{err}");
 
     // Restart: the new detector restores the saved state into a firewall that lost it.
     let saved = first.save_state().unwrap();

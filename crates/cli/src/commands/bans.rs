@@ -50,7 +50,7 @@ pub fn build_detector(config: &Config, state_dir: &Path) -> anyhow::Result<Optio
         .context("bans")?
         .with_host(host)
         .with_control(state_dir)
-        .context("bans: another agent's ban manager uses this state directory")?;
+        .context("bans")?;
     if !bans.enforce {
         tracing::info!("Bans are dry-run: set bans.enforce = true to apply them");
     }
