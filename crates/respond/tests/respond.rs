@@ -313,12 +313,12 @@ impl Netns {
     /// A fresh namespace, or `None` (with a loud message) when this is not root or a program is
     /// missing.
     fn create(test: &str, programs: &[&str]) -> Option<Netns> {
-        if !rustix_is_root() {
+        if !rustix::process::geteuid().is_root() {
             eprintln!("SKIPPED {test}: creating a network namespace needs root (CI runs as root)");
             return None;
         }
         for program in programs {
-            if run(&["sh", "-c", &format!("command -v {program}")]).status.code() != Some(0) {
+            if !installed(program) {
                 eprintln!("SKIPPED {test}: {program} is not installed (scripts/test installs it)");
                 return None;
             }
@@ -343,15 +343,11 @@ impl Drop for Netns {
     }
 }
 
-fn rustix_is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|it| {
-            it.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .map(|l| l.split_whitespace().nth(2) == Some("0"))
-        })
-        .unwrap_or(false)
+/// Whether `program` can be started (it is on `PATH`).
+#[allow(clippy::disallowed_methods)] // Tests drive the real programs they check against.
+fn installed(program: &str) -> bool {
+    let started = Command::new(program).arg("-V").output();
+    !matches!(started, Err(err) if err.kind() == std::io::ErrorKind::NotFound)
 }
 
 #[allow(clippy::disallowed_methods)] // Tests drive the real programs they check against.
