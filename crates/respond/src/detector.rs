@@ -239,6 +239,9 @@ impl Detector for BanDetector {
 
     fn restore_state(&mut self, state: Value) -> Result<(), ComponentError> {
         let state = BanState::from_value(state)?;
+        if state.skipped > 0 {
+            tracing::warn!(rows = state.skipped, "Left out unreadable rows of the saved ban state");
+        }
         let lifted = self.manager.load_state(state, Utc::now());
         self.pending.extend(lifted);
         Ok(())

@@ -138,17 +138,40 @@ pub struct BanState {
     pub active: Vec<BanRecord>,
     /// Per-address history.
     pub history: Vec<HistoryRecord>,
+    /// Rows [`from_value`](BanState::from_value) could not read and left out.
+    #[serde(skip)]
+    pub skipped: usize,
 }
 
 impl BanState {
-    /// Reads the JSON a [`BanManager::state`] produced.
+    /// Reads the JSON a [`BanManager::state`] produced. A row that cannot be read (a
+    /// hand-edited file, a time out of range) is left out and counted in `skipped`, so one bad
+    /// row never costs the other bans; a wrong version or shape is an error.
     pub fn from_value(value: Value) -> Result<BanState, RespondError> {
-        let state: BanState =
-            serde_json::from_value(value).map_err(|err| RespondError::State(err.to_string()))?;
-        if state.version != STATE_VERSION {
-            return Err(RespondError::State(format!("unknown version {}", state.version)));
+        #[derive(Deserialize)]
+        struct Raw {
+            version: u32,
+            #[serde(default)]
+            active: Vec<Value>,
+            #[serde(default)]
+            history: Vec<Value>,
         }
-        Ok(state)
+        let raw: Raw =
+            serde_json::from_value(value).map_err(|err| RespondError::State(err.to_string()))?;
+        if raw.version != STATE_VERSION {
+            return Err(RespondError::State(format!("unknown version {}", raw.version)));
+        }
+        fn rows<T: serde::de::DeserializeOwned>(values: Vec<Value>, skipped: &mut usize) -> Vec<T> {
+            let total = values.len();
+            let kept: Vec<T> =
+                values.into_iter().filter_map(|it| serde_json::from_value(it).ok()).collect();
+            *skipped += total - kept.len();
+            kept
+        }
+        let mut skipped = 0;
+        let active = rows(raw.active, &mut skipped);
+        let history = rows(raw.history, &mut skipped);
+        Ok(BanState { version: raw.version, active, history, skipped })
     }
 
     /// The JSON form.
@@ -470,7 +493,7 @@ impl BanManager {
         active.sort_by_key(|it| it.ip);
         let mut history: Vec<HistoryRecord> = self.history.values().cloned().collect();
         history.sort_by_key(|it| it.ip);
-        BanState { version: STATE_VERSION, active, history }
+        BanState { version: STATE_VERSION, active, history, skipped: 0 }
     }
 
     /// Replaces the state with a persisted one. Bans whose address is now protected (the

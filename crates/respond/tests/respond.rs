@@ -193,6 +193,15 @@ fn state_survives_a_restart_and_is_restored_in_one_batch() {
     let out = again.decide(&request("203.0.113.9", t0() + secs(30), 600), t0() + secs(30));
     assert_eq!(out.events[0].previous_bans, 1);
     assert!(BanState::from_value(serde_json::json!({"version": 99})).is_err());
+    assert!(BanState::from_value(serde_json::json!([1, 2])).is_err());
+    // One bad row costs only itself.
+    let mut value: Value = serde_json::from_str(&json).unwrap();
+    let active = value["active"].as_array_mut().unwrap();
+    active.push(serde_json::json!(["203.0.113.77", "sshd", 0, i64::MAX, 1, 1, 0, 0]));
+    active.push(serde_json::json!(["not an address", "sshd", 0, null, 1, 1, 0, 0]));
+    active.push(serde_json::json!({"ip": "203.0.113.78"}));
+    let state = BanState::from_value(value).unwrap();
+    assert_eq!((state.active.len(), state.skipped), (3, 3));
 }
 
 #[test]
