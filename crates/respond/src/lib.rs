@@ -13,6 +13,26 @@
 //!   behind a bounded queue, and the [`Control`] files `vigil bans`/`vigil unban` use.
 //!
 //! Dry-run is the default: nothing reaches an action until `[bans] enforce = true`.
+//!
+//! Deciding without any I/O, as `vigil replay` does:
+//!
+//! ```
+//! use chrono::{TimeZone, Utc};
+//! use vigil_respond::{BanManager, BansConfig};
+//! use vigil_core::event::{Ban, BanStage};
+//!
+//! let config = BansConfig { detect_own_addresses: false, ..BansConfig::default() };
+//! let mut bans = BanManager::new(&config, ["192.0.2.1".parse().unwrap()]).unwrap();
+//! let at = Utc.with_ymd_and_hms(2026, 11, 23, 12, 0, 0).unwrap();
+//! let request = Ban { bantime_seconds: 600, ..Ban::request("203.0.113.9", "sshd", at) };
+//! let decided = &bans.decide(&request, at).events[0];
+//! assert_eq!((decided.stage, decided.dry_run), (BanStage::Banned, true));
+//! assert_eq!(decided.until, Some(at + chrono::TimeDelta::seconds(600)));
+//! let refused = &bans.decide(&Ban::request("192.0.2.1", "sshd", at), at).events[0];
+//! assert_eq!(refused.reason.as_deref(), Some("the host's own address"));
+//! let lifted = bans.expire(at + chrono::TimeDelta::seconds(600)).events;
+//! assert_eq!(lifted[0].stage, BanStage::Unbanned);
+//! ```
 
 mod action;
 mod config;
