@@ -106,6 +106,8 @@ pub struct NftablesConfig {
     pub table: String,
     /// Priority of the table's input chain (lower runs earlier).
     pub priority: i32,
+    /// Also drop banned sources in a forward chain (routed traffic: containers, VMs).
+    pub forward: bool,
     /// Run `nft` inside this network namespace (`ip netns exec NAME nft …`); unset: the
     /// agent's own.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -120,6 +122,7 @@ impl Default for NftablesConfig {
             nft: PathBuf::from("nft"),
             table: "vigil".into(),
             priority: -10,
+            forward: false,
             netns: None,
         }
     }

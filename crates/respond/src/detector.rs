@@ -7,9 +7,13 @@
 //! ban, then the `Restored` events in bursts of 20,000 per tick), expires what ran out, and answers `vigil unban` requests from the
 //! control directory. Its state (active bans and history) is saved by the runtime.
 
-use std::{collections::VecDeque, path::Path, sync::Arc, sync::atomic::Ordering};
+use std::{
+    collections::VecDeque,
+    path::{Path, PathBuf},
+    sync::{Arc, atomic::Ordering},
+};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use vigil_core::{ComponentError, Detector, DetectorContext, Filter, Statistics};
 use vigil_event::{Ban, BanStage, Event, EventKind, Payload, Severity, Value};
 
@@ -34,6 +38,8 @@ pub struct BanDetector {
     pending: Vec<Ban>,
     backlog: VecDeque<BanTarget>,
     queue_full: u64,
+    proc_root: Option<PathBuf>,
+    addresses_read: Option<DateTime<Utc>>,
     requests: u64,
     ignored: u64,
 }
@@ -64,6 +70,8 @@ impl BanDetector {
             pending: Vec::new(),
             backlog: VecDeque::new(),
             queue_full: 0,
+            proc_root: None,
+            addresses_read: None,
             requests: 0,
             ignored: 0,
         })
@@ -82,6 +90,14 @@ impl BanDetector {
         self.lock = Some(control.lock()?);
         self.control = Some(control);
         Ok(self)
+    }
+
+    /// Re-reads the host's own addresses under `proc_root` (normally `/proc`) every minute, so
+    /// an address the host gains later is protected too.
+    #[must_use]
+    pub fn with_host_address_refresh(mut self, proc_root: impl Into<PathBuf>) -> BanDetector {
+        self.proc_root = Some(proc_root.into());
+        self
     }
 
     /// The filter to register the detector with: ban requests only.
@@ -199,6 +215,15 @@ impl Detector for BanDetector {
 
     fn tick(&mut self, now: DateTime<Utc>, ctx: &mut DetectorContext) {
         self.restore_if_needed(now, ctx);
+        if let Some(root) = &self.proc_root
+            && self.addresses_read.is_none_or(|it| now - it >= TimeDelta::seconds(60))
+        {
+            self.addresses_read = Some(now);
+            let found = crate::host_addresses(root);
+            if self.manager.set_host_addresses(found) {
+                tracing::info!(own = ?self.manager.guard().own(), "Host addresses changed");
+            }
+        }
         let outcome = self.manager.expire(now);
         self.emit(outcome, ctx);
         self.answer_requests(now, ctx);

@@ -251,6 +251,7 @@ pub struct Counters {
 #[derive(Debug)]
 pub struct BanManager {
     guard: Guard,
+    configured_own: Vec<IpAddr>,
     enforce: bool,
     default_bantime: i64,
     max_active: usize,
@@ -277,6 +278,7 @@ impl BanManager {
         let guard = Guard::new(own, config.ignoreip.iter().copied());
         Ok(BanManager {
             guard,
+            configured_own: config.own_addresses.clone(),
             enforce: config.enforce,
             default_bantime: config.default_bantime_seconds,
             max_active: config.max_active,
@@ -295,6 +297,16 @@ impl BanManager {
     /// The guard every target passes.
     pub fn guard(&self) -> &Guard {
         &self.guard
+    }
+
+    /// Replaces the host's own addresses (they change: DHCP, a new interface); the configured
+    /// extras and the allow-list stay. Returns whether anything changed.
+    pub fn set_host_addresses(&mut self, host: impl IntoIterator<Item = IpAddr>) -> bool {
+        let own = host.into_iter().chain(self.configured_own.iter().copied());
+        let guard = Guard::new(own, self.guard.allow().iter().copied());
+        let changed = guard.own() != self.guard.own();
+        self.guard = guard;
+        changed
     }
 
     /// Whether actions are applied (false: dry-run).

@@ -205,6 +205,21 @@ fn state_survives_a_restart_and_is_restored_in_one_batch() {
 }
 
 #[test]
+fn the_host_addresses_can_change_while_configured_ones_stay() {
+    let config = BansConfig { own_addresses: vec!["203.0.113.1".parse().unwrap()], ..config() };
+    let mut bans = manager(&config);
+    assert!(bans.set_host_addresses(["198.51.100.9".parse::<IpAddr>().unwrap()]));
+    assert!(!bans.set_host_addresses(["198.51.100.9".parse::<IpAddr>().unwrap()]));
+    for (ip, stage) in [
+        ("198.51.100.9", BanStage::Refused),
+        ("203.0.113.1", BanStage::Refused),
+        ("192.0.2.1", BanStage::Banned),
+    ] {
+        assert_eq!(bans.decide(&request(ip, t0(), 60), t0()).events[0].stage, stage, "{ip}");
+    }
+}
+
+#[test]
 fn the_number_of_active_bans_is_bounded() {
     let mut bans = manager(&BansConfig { max_active: 2, ..config() });
     bans.decide(&request("203.0.113.1", t0(), 600), t0());
@@ -423,6 +438,7 @@ fn nftables_sets_hold_exactly_the_bans_in_a_namespace() {
     let nft = NftablesConfig {
         netns: Some(ns.name.clone()),
         table: "vigil_nft_test".into(),
+        forward: true,
         ..NftablesConfig::default()
     };
     let mut action = NftablesAction::new(&nft);
@@ -449,6 +465,12 @@ fn nftables_sets_hold_exactly_the_bans_in_a_namespace() {
         "{chain}"
     );
     assert!(chain.contains("ip6 saddr @banned_v6 drop"), "{chain}");
+    let forward = ns.exec(&["nft", "list", "chain", "inet", "vigil_nft_test", "forward"]);
+    let forward = String::from_utf8_lossy(&forward.stdout);
+    assert!(
+        forward.contains("hook forward") && forward.contains("ip6 saddr @banned_v6_nets drop"),
+        "{forward}"
+    );
 
     // Incremental changes in one batch: a new ban, an extension, an unban, and an unban of an
     // element the kernel no longer has (must not fail the batch).
@@ -676,4 +698,28 @@ fn a_failed_nftables_batch_is_repaired_by_a_restore_of_every_ban() {
             it.iter().map(|e| e.0.as_str()).collect::<Vec<_>>() == ["203.0.113.1", "203.0.113.2"]
         })
     });
+}
+
+#[test]
+fn a_dry_run_detector_protects_the_addresses_it_reads_from_proc() {
+    let proc_root = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(proc_root.path().join("net")).unwrap();
+    let trie = "Main:\n  +-- 203.0.113.0/24 2 0 2\n     |-- 203.0.113.40\n        /32 host LOCAL\n";
+    std::fs::write(proc_root.path().join("net/fib_trie"), trie).unwrap();
+    let mut detector = BanDetector::new(manager(&config()), Vec::new())
+        .unwrap()
+        .with_host("h")
+        .with_host_address_refresh(proc_root.path());
+    let mut ctx = DetectorContext::new("h", "bans");
+    detector.tick(Utc::now(), &mut ctx);
+    for (ip, stage) in [("203.0.113.40", BanStage::Refused), ("203.0.113.41", BanStage::Banned)] {
+        let event = Event::new("h", "sshd", Payload::Ban(request(ip, Utc::now(), 60)));
+        detector.handle(&event, &mut ctx).unwrap();
+        let dispatched = ctx.take();
+        let Payload::Ban(ban) = &dispatched[0].payload else { panic!("{dispatched:?}") };
+        assert_eq!((ban.ip.as_str(), ban.stage, ban.dry_run), (ip, stage, true));
+        assert_eq!(dispatched[0].host.as_ref(), "h");
+    }
+    assert_eq!(detector.statistics()["action_queue_full"], 0);
+    assert!(detector.statistics().get("action_batches").is_none(), "dry-run starts no worker");
 }

@@ -46,11 +46,14 @@ pub fn build_detector(config: &Config, state_dir: &Path) -> anyhow::Result<Optio
     let manager = manager(config).context("bans")?;
     let actions = build_actions(bans).context("bans")?;
     let host = config.agent.host.clone().unwrap_or_else(vigil_runtime::default_host);
-    let detector = BanDetector::new(manager, actions)
+    let mut detector = BanDetector::new(manager, actions)
         .context("bans")?
         .with_host(host)
         .with_control(state_dir)
         .context("bans")?;
+    if bans.detect_own_addresses {
+        detector = detector.with_host_address_refresh("/proc");
+    }
     if !bans.enforce {
         tracing::info!("Bans are dry-run: set bans.enforce = true to apply them");
     }

@@ -25,6 +25,7 @@ pub struct NftablesAction {
     argv: Vec<std::ffi::OsString>,
     table: String,
     priority: i32,
+    forward: bool,
 }
 
 impl NftablesAction {
@@ -32,7 +33,12 @@ impl NftablesAction {
     pub fn new(config: &NftablesConfig) -> NftablesAction {
         let mut argv = command_line(&config.nft, config.netns.as_deref());
         argv.extend(["-f".into(), "-".into()]);
-        NftablesAction { argv, table: config.table.clone(), priority: config.priority }
+        NftablesAction {
+            argv,
+            table: config.table.clone(),
+            priority: config.priority,
+            forward: config.forward,
+        }
     }
 
     /// The table's name.
@@ -79,6 +85,9 @@ impl NftablesAction {
 
     fn restore_script(&self, out: &mut String, entries: &[Entry], now: DateTime<Utc>) {
         let table = &self.table;
+        let drops = "\t\tip saddr @banned_v4 drop\n\t\tip saddr @banned_v4_nets drop\n\
+                     \t\tip6 saddr @banned_v6 drop\n\t\tip6 saddr @banned_v6_nets drop\n";
+        let priority = self.priority;
         let _ = write!(
             out,
             "table inet {table} {{}}\ndelete table inet {table}\ntable inet {table} {{\n\
@@ -86,15 +95,17 @@ impl NftablesAction {
              \tset banned_v6 {{ type ipv6_addr; flags timeout; }}\n\
              \tset banned_v4_nets {{ type ipv4_addr; flags interval, timeout; }}\n\
              \tset banned_v6_nets {{ type ipv6_addr; flags interval, timeout; }}\n\
-             \tchain input {{\n\
-             \t\ttype filter hook input priority {priority}; policy accept;\n\
-             \t\tip saddr @banned_v4 drop\n\
-             \t\tip saddr @banned_v4_nets drop\n\
-             \t\tip6 saddr @banned_v6 drop\n\
-             \t\tip6 saddr @banned_v6_nets drop\n\
-             \t}}\n}}\n",
-            priority = self.priority,
+             \tchain input {{\n\t\ttype filter hook input priority {priority}; policy accept;\n\
+             {drops}\t}}\n",
         );
+        if self.forward {
+            let _ = write!(
+                out,
+                "\tchain forward {{\n\t\ttype filter hook forward priority {priority}; \
+                 policy accept;\n{drops}\t}}\n"
+            );
+        }
+        out.push_str("}\n");
         let mut sets = Sets::default();
         // Interval sets refuse overlapping elements: keep the widest prefix of a nest.
         let mut nets: Vec<&Entry> =
