@@ -179,6 +179,9 @@ pub struct ExecConfig {
     pub unban_args: Vec<String>,
     /// Longest a run may take, in seconds, before it is killed.
     pub timeout_seconds: u64,
+    /// On start, run the ban arguments again for every persisted ban (for a program that keeps
+    /// no state of its own); off, a start runs nothing.
+    pub restore: bool,
 }
 
 impl Default for ExecConfig {
@@ -189,6 +192,7 @@ impl Default for ExecConfig {
             args: Vec::new(),
             unban_args: Vec::new(),
             timeout_seconds: 30,
+            restore: false,
         }
     }
 }

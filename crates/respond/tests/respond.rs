@@ -662,9 +662,24 @@ fn the_exec_action_substitutes_each_argument_on_its_own_without_a_shell() {
     names.sort();
     assert_eq!(names, ["ban 2001:db8::9 x; rm -rf ~ $(id) 60 5 inet6", "unban-2001:db8::9"]);
 
+    // A start re-runs the ban arguments only when `restore` asks for it.
+    let restore = bans.decide(&request("203.0.113.8", now, 60), now).changes;
+    let restore = [Change::Restore(match &restore[0] {
+        Change::Ban(entry) => vec![entry.clone()],
+        other => panic!("{other:?}"),
+    })];
+    let marker = |restore: bool| ExecConfig {
+        program: "touch".into(),
+        args: vec![format!("{out}/restored-{{ip}}")],
+        restore,
+        ..ExecConfig::default()
+    };
+    ExecAction::new("r", &marker(false)).apply(&restore, now).unwrap();
+    assert!(!dir.path().join("restored-203.0.113.8").exists());
+    ExecAction::new("r", &marker(true)).apply(&restore, now).unwrap();
+    assert!(dir.path().join("restored-203.0.113.8").exists());
+
     let failing = ExecConfig { program: "false".into(), ..ExecConfig::default() };
-    let err = ExecAction::new("f", &failing).apply(&bans.restore(now).changes, now);
-    assert!(err.is_ok(), "no bans: nothing runs");
     let mut changes = bans.decide(&request("203.0.113.1", now, 60), now).changes;
     changes.truncate(1);
     let err = ExecAction::new("f", &failing).apply(&changes, now).unwrap_err();

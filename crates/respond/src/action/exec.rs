@@ -19,6 +19,7 @@ pub struct ExecAction {
     args: Vec<String>,
     unban_args: Vec<String>,
     timeout: Duration,
+    restore: bool,
 }
 
 impl ExecAction {
@@ -30,6 +31,7 @@ impl ExecAction {
             args: config.args.clone(),
             unban_args: config.unban_args.clone(),
             timeout: Duration::from_secs(config.timeout_seconds.max(1)),
+            restore: config.restore,
         }
     }
 
@@ -106,6 +108,7 @@ impl Action for ExecAction {
                     record(self.run_one(&self.unban_args, entry));
                 }
                 Change::Unban(_) => {}
+                Change::Restore(_) if !self.restore => {}
                 Change::Restore(entries) => {
                     for entry in entries {
                         record(self.run_one(&self.args, entry));
