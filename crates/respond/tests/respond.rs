@@ -735,6 +735,12 @@ fn a_dry_run_detector_protects_the_addresses_it_reads_from_proc() {
         assert_eq!((ban.ip.as_str(), ban.stage, ban.dry_run), (ip, stage, true));
         assert_eq!(dispatched[0].host.as_ref(), "h");
     }
+    // Registered with its own filter: requests only, never its own decisions.
+    let filter = BanDetector::filter();
+    let requested = Event::new("h", "sshd", Payload::Ban(request("203.0.113.9", Utc::now(), 60)));
+    let banned = Ban { stage: BanStage::Banned, ..request("203.0.113.9", Utc::now(), 60) };
+    assert!(filter.matches(&requested));
+    assert!(!filter.matches(&Event::new("h", "bans", Payload::Ban(banned))));
     assert_eq!(detector.statistics()["action_queue_full"], 0);
     assert!(!detector.statistics().contains_key("action_batches"), "dry-run starts no worker");
 }
