@@ -744,3 +744,124 @@ fn a_dry_run_detector_protects_the_addresses_it_reads_from_proc() {
     assert_eq!(detector.statistics()["action_queue_full"], 0);
     assert!(!detector.statistics().contains_key("action_batches"), "dry-run starts no worker");
 }
+
+// --- In the pipeline ---------------------------------------------------------------------------
+
+/// Sends each address as one log line.
+struct Lines(Vec<&'static str>);
+
+#[vigil_core::async_trait]
+impl vigil_core::EventSource for Lines {
+    fn name(&self) -> &str {
+        "lines"
+    }
+    fn capabilities(&self) -> vigil_core::SourceCapabilities {
+        vigil_core::SourceCapabilities::LOG
+    }
+    async fn start(
+        &self,
+        ctx: vigil_core::SourceContext,
+    ) -> Result<(), vigil_core::ComponentError> {
+        for line in &self.0 {
+            ctx.send(Payload::Log(vigil_event::LogEvent::new("test", *line))).await?;
+        }
+        ctx.shutdown.cancelled().await;
+        Ok(())
+    }
+}
+
+/// A stand-in jail: every log line is an address to ban.
+struct Jail;
+
+impl Detector for Jail {
+    fn name(&self) -> &str {
+        "jail"
+    }
+    fn handle(
+        &mut self,
+        event: &Event,
+        ctx: &mut DetectorContext,
+    ) -> Result<(), vigil_core::ComponentError> {
+        if let Payload::Log(log) = &event.payload {
+            let ban = request(&log.message, Utc::now(), 600);
+            ctx.dispatch(Event::new("h", "jail", Payload::Ban(ban)));
+        }
+        Ok(())
+    }
+    fn statistics(&self) -> vigil_core::Statistics {
+        vigil_core::Statistics::new()
+    }
+}
+
+/// Keeps every ban event it receives.
+struct Collect(std::sync::Arc<std::sync::Mutex<Vec<Ban>>>);
+
+#[vigil_core::async_trait]
+impl vigil_core::Listener for Collect {
+    fn name(&self) -> &str {
+        "collect"
+    }
+    async fn handle(
+        &mut self,
+        events: &[std::sync::Arc<Event>],
+    ) -> Result<(), vigil_core::ComponentError> {
+        let mut seen = self.0.lock().unwrap();
+        for event in events {
+            if let Payload::Ban(ban) = &event.payload {
+                seen.push(ban.clone());
+            }
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_jail_request_travels_through_the_runtime_and_is_decided_once() {
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut builder = vigil_runtime::Runtime::builder(vigil_runtime::RuntimeConfig::new());
+    builder
+        .register_source(std::sync::Arc::new(Lines(vec![
+            "203.0.113.9",
+            "127.0.0.1",
+            "2001:db8::9",
+        ])))
+        .unwrap();
+    builder
+        .register_detector(
+            Box::new(Jail),
+            vigil_core::Filter::any().kinds([vigil_event::EventKind::Log]),
+        )
+        .unwrap();
+    let bans = BanDetector::new(manager(&config()), Vec::new()).unwrap().with_host("h");
+    builder.register_detector(Box::new(bans), BanDetector::filter()).unwrap();
+    builder
+        .register_listener(
+            Box::new(Collect(seen.clone())),
+            vigil_core::Filter::any().kinds([vigil_event::EventKind::Ban]),
+        )
+        .unwrap();
+    let shutdown = vigil_core::CancellationToken::new();
+    let run = tokio::spawn(builder.build().run(shutdown.clone()));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while seen.lock().unwrap().len() < 6 {
+        assert!(Instant::now() < deadline, "{:?}", seen.lock().unwrap());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Give a feedback loop (the manager eating its own decisions) the time to show.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    shutdown.cancel();
+    run.await.unwrap();
+    let seen = seen.lock().unwrap();
+    let mut stages: Vec<(String, BanStage)> =
+        seen.iter().map(|it| (it.ip.clone(), it.stage)).collect();
+    stages.sort_by(|a, b| (a.0.as_str(), a.1.as_str()).cmp(&(b.0.as_str(), b.1.as_str())));
+    let want = [
+        ("127.0.0.1", BanStage::Refused),
+        ("127.0.0.1", BanStage::Requested),
+        ("2001:db8::9", BanStage::Banned),
+        ("2001:db8::9", BanStage::Requested),
+        ("203.0.113.9", BanStage::Banned),
+        ("203.0.113.9", BanStage::Requested),
+    ];
+    assert_eq!(stages, want.map(|(ip, stage)| (ip.to_owned(), stage)));
+}
