@@ -47,6 +47,7 @@ pub fn build(config: &Config, options: &RunOptions) -> anyhow::Result<Runtime> {
     register_sources(&mut builder, config, &state_dir)?;
     register_detectors(&mut builder, config)?;
     register_listeners(&mut builder, config, options)?;
+    register_bans(&mut builder, config, &state_dir)?;
     tracing::info!(state_dir = %state_dir.display(), "Agent configured");
     Ok(builder.build())
 }
@@ -256,6 +257,20 @@ fn register_listeners(
             Filter::any(),
         )?;
     }
+    Ok(())
+}
+
+/// Registers the ban manager (`[bans]`): it receives the jails' ban requests only, and holds
+/// the state directory's agent lock so `vigil unban` knows it is listening.
+fn register_bans(
+    builder: &mut RuntimeBuilder,
+    config: &Config,
+    state_dir: &std::path::Path,
+) -> anyhow::Result<()> {
+    let Some(detector) = crate::commands::bans::build_detector(config, state_dir)? else {
+        return Ok(());
+    };
+    builder.register_detector(Box::new(detector), vigil_respond::BanDetector::filter())?;
     Ok(())
 }
 

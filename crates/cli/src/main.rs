@@ -87,6 +87,18 @@ enum Command {
     Parse(commands::parse::Args),
     /// Test a fail2ban filter (unchanged) or a regex against a log, like fail2ban-regex.
     FilterTest(commands::filter_test::Args),
+    /// List the active bans from the agent's persisted ban state.
+    ///
+    /// Reads <state_dir>/state/detector.bans.json, which a running agent saves every
+    /// runtime.health_check_interval and on shutdown. Columns: ip, jail, at, until, failures,
+    /// dry_run; --json prints an array of objects with those keys.
+    Bans(commands::bans::Args),
+    /// Lift a ban now: from the firewall (when enforcing) and from the agent's state.
+    ///
+    /// With the agent running, its ban manager is asked through <state_dir>/control/ and
+    /// answers within a few seconds; otherwise the state file is edited (atomically) and the
+    /// configured actions are applied directly. Exit 1 when the address is not banned.
+    Unban(commands::bans::UnbanArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -173,6 +185,14 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::FilterTest(args) => commands::filter_test::run(&args),
+        Command::Bans(args) => match load_config(cli.config.as_deref()) {
+            Ok(config) => commands::bans::run(&config, &args),
+            Err(code) => Ok(code),
+        },
+        Command::Unban(args) => match load_config(cli.config.as_deref()) {
+            Ok(config) => commands::bans::unban(&config, &args),
+            Err(code) => Ok(code),
+        },
         Command::Config(ConfigCommand::Show) => {
             let config = match load_config(cli.config.as_deref()) {
                 Ok(it) => it,

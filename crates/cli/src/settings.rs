@@ -34,6 +34,9 @@ pub struct Config {
     pub detectors: DetectorsSection,
     /// Listeners: what happens to dispatched events. Each kind is a table of named instances.
     pub listeners: ListenersSection,
+    /// Bans: the ban manager deciding the jails' requests, and the firewall actions applying
+    /// them. Dry-run (nothing applied) until `enforce = true`.
+    pub bans: vigil_respond::BansConfig,
 }
 
 /// Agent identity and state.

@@ -33,3 +33,8 @@ pub mod detectors {
 pub mod listeners {
     pub use vigil_listen::*;
 }
+
+/// The ban manager and its firewall actions.
+pub mod respond {
+    pub use vigil_respond::*;
+}
