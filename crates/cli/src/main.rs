@@ -198,7 +198,9 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 Ok(it) => it,
                 Err(code) => return Ok(code),
             };
-            write_stdout(&toml::to_string_pretty(&config)?)?;
+            let mut shown = toml::Value::try_from(&config)?;
+            config::redact(&mut shown);
+            write_stdout(&toml::to_string_pretty(&shown)?)?;
             Ok(ExitCode::SUCCESS)
         }
     }

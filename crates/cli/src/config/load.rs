@@ -342,7 +342,7 @@ fn is_secret(path: &[String]) -> bool {
         .is_some_and(|segment| is_secret_name(segment))
 }
 
-fn is_secret_name(name: &str) -> bool {
+pub(super) fn is_secret_name(name: &str) -> bool {
     let name = name.to_lowercase();
     SECRET_WORDS.iter().any(|word| name.contains(word))
 }

@@ -26,8 +26,10 @@ mod env;
 #[cfg(test)]
 mod fixture;
 mod load;
+mod redact;
 mod render;
 
 pub use env::{Override, apply_overrides, overrides_from};
 pub use load::{ConfigError, ConfigErrors, ConfigSource, Origin, load};
+pub use redact::redact;
 pub use render::render_default;
