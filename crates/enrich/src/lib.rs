@@ -22,6 +22,8 @@
 mod bounded;
 mod duration;
 pub mod ip;
+pub mod network;
+pub mod process;
 
 pub use bounded::BoundedMap;
 
