@@ -87,6 +87,12 @@ enum Command {
     Parse(commands::parse::Args),
     /// Test a fail2ban filter (unchanged) or a regex against a log, like fail2ban-regex.
     FilterTest(commands::filter_test::Args),
+    /// Show an address's class, activity and explained threat score (0–100), computed from
+    /// logs, with its connections and their processes on this host.
+    Ip(commands::ip::IpArgs),
+    /// Rank the most threatening addresses of logs, with subnet patterns and sweeps, or export
+    /// the reputation list (--export-reputation).
+    Ips(commands::ip::IpsArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -173,6 +179,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::FilterTest(args) => commands::filter_test::run(&args),
+        Command::Ip(args) => commands::ip::run_ip(&args, cli.config.as_deref()),
+        Command::Ips(args) => commands::ip::run_ips(&args, cli.config.as_deref()),
         Command::Config(ConfigCommand::Show) => {
             let config = match load_config(cli.config.as_deref()) {
                 Ok(it) => it,

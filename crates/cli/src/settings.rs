@@ -33,6 +33,8 @@ pub struct Config {
     pub detectors: DetectorsSection,
     /// Listeners: what happens to dispatched events. Each kind is a table of named instances.
     pub listeners: ListenersSection,
+    /// Enrichment tracers: context added to every source event before detection (issue 6).
+    pub tracers: vigil_enrich::TracersConfig,
 }
 
 /// Agent identity and state.

@@ -20,12 +20,14 @@
 #![deny(missing_docs)]
 
 mod bounded;
+mod config;
 mod duration;
 pub mod ip;
 pub mod network;
 pub mod process;
 
 pub use bounded::BoundedMap;
+pub use config::TracersConfig;
 
 /// What can go wrong building or running a tracer.
 #[derive(Debug, thiserror::Error)]

@@ -4,6 +4,8 @@
 
 pub mod conns;
 pub mod filter_test;
+pub mod ip;
+pub mod logs;
 pub mod metrics;
 pub mod parse;
 pub mod ps;

@@ -382,7 +382,8 @@ impl IpTracer {
             }
             match kind {
                 Kind::Failed => subnet.failed = subnet.failed.saturating_add(1),
-                _ => subnet.suspicious = subnet.suspicious.saturating_add(1),
+                Kind::Suspicious => subnet.suspicious = subnet.suspicious.saturating_add(1),
+                _ => {}
             }
             sweep = subnet.hostile_addresses >= self.config.sweep_min_addresses;
         }

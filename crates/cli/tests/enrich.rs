@@ -1,0 +1,137 @@
+//! `vigil ip`, `vigil ips` and `vigil errors` as a user runs them, on log files written here
+//! in the documented formats: JSON keys, scores, exports and exit codes.
+
+use std::{
+    fmt::Write as _,
+    path::Path,
+    process::{Command, Output},
+};
+
+use serde_json::Value;
+
+#[allow(clippy::disallowed_methods)] // Running the binary under test is the point here.
+fn vigil(args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigil"));
+    cmd.args(args);
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("VIGIL_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd
+}
+
+fn run(args: &[&str]) -> Output {
+    vigil(args).output().expect("vigil runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// An auth.log with one fast brute force (198.51.100.7), a sweep of 203.0.113.0/24 and a
+/// legitimate user (192.0.2.10) who mistypes once.
+fn auth_log(dir: &Path) -> String {
+    let mut log = String::new();
+    for n in 0..30 {
+        let (m, s) = (n / 60, n % 60);
+        writeln!(
+            log,
+            "Nov  3 10:{m:02}:{s:02} web1 sshd[{}]: Failed password for invalid user admin{n} \
+             from 198.51.100.7 port {} ssh2",
+            4000 + n,
+            40000 + n
+        )
+        .unwrap();
+    }
+    for host in 1..=12 {
+        writeln!(
+            log,
+            "Nov  3 11:00:{host:02} web1 sshd[5{host:03}]: Invalid user test from 203.0.113.{host} \
+             port 5{host:04}"
+        )
+        .unwrap();
+    }
+    log.push_str(
+        "Nov  3 12:00:00 web1 sshd[6000]: Failed password for alice from 192.0.2.10 port 50000 ssh2\n\
+         Nov  3 12:00:05 web1 sshd[6000]: Accepted password for alice from 192.0.2.10 port 50000 ssh2\n\
+         Nov  3 18:00:05 web1 sshd[6001]: Accepted publickey for alice from 192.0.2.10 port 50001 ssh2: ED25519 SHA256:abc\n",
+    );
+    let path = dir.join("auth.log");
+    std::fs::write(&path, &log).unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+#[test]
+fn ip_reports_class_activity_and_score_as_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = auth_log(dir.path());
+    let out = run(&["ip", "198.51.100.7", "--log", &log, "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let value: Value = serde_json::from_slice(&out.stdout).unwrap();
+    for key in ["ip", "class", "score", "score_reasons", "activity", "subnet", "blocklisted"] {
+        assert!(value.get(key).is_some(), "missing {key}: {value}");
+    }
+    assert!(value["connections"].is_array());
+    for key in ["failed_logins", "invalid_users", "accepted_logins", "first_seen", "last_seen"] {
+        assert!(value["activity"].get(key).is_some(), "missing activity.{key}");
+    }
+    assert_eq!(value["ip"], "198.51.100.7");
+    assert_eq!(value["class"], "public");
+    assert_eq!(value["subnet"], "198.51.100.0/24");
+    assert_eq!(value["activity"]["failed_logins"], 30);
+    assert!(value["score"].as_u64().unwrap() >= 70, "{value}");
+    assert_eq!(value["blocklisted"], true);
+    assert!(value["score_reasons"].as_array().unwrap().len() >= 2);
+
+    let out = run(&["ip", "::ffff:192.0.2.10", "--log", &log, "--json"]);
+    let value: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(value["ip"], "192.0.2.10", "mapped addresses are shown as IPv4");
+    assert_eq!(value["activity"]["accepted_logins"], 2);
+    assert!(value["score"].as_u64().unwrap() < 30, "{value}");
+    assert_eq!(value["blocklisted"], false);
+
+    let out = run(&["ip", "10.1.2.3", "--json"]);
+    assert!(out.status.success());
+    let value: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(value["class"], "private");
+    assert_eq!(value["score"], 0);
+
+    let out = run(&["ip", "10.1.2.300"]);
+    assert_eq!(out.status.code(), Some(2), "an invalid address is a usage error");
+    assert!(text(&out.stderr).contains("not an IP address"));
+    let out = run(&["ip", "10.1.2.3", "--log", "/nonexistent/auth.log"]);
+    assert_eq!(out.status.code(), Some(1), "an unreadable log is a runtime failure");
+}
+
+#[test]
+fn ips_ranks_addresses_finds_sweeps_and_exports_reputation() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = auth_log(dir.path());
+    let out = run(&["ips", "--log", &log, "--json", "--top", "3"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let value: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let top = value["top"].as_array().unwrap();
+    assert!(top.len() <= 3);
+    assert_eq!(top[0]["ip"], "198.51.100.7");
+    let sweeps: Vec<&str> = value["sweeps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|it| it["subnet"].as_str().unwrap())
+        .collect();
+    assert_eq!(sweeps, ["203.0.113.0/24"]);
+
+    let out = run(&["ips", "--log", &log, "--export-reputation"]);
+    assert!(out.status.success());
+    assert_eq!(text(&out.stdout), "198.51.100.7\n");
+    let out = run(&["ips", "--log", &log, "--export-reputation", "--min-score", "1", "--json"]);
+    let value: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let ips: Vec<&str> =
+        value.as_array().unwrap().iter().map(|it| it["ip"].as_str().unwrap()).collect();
+    assert!(ips.contains(&"198.51.100.7") && ips.contains(&"203.0.113.5"), "{ips:?}");
+    assert!(!ips.contains(&"192.0.2.10"), "the legitimate user scores 0: {ips:?}");
+
+    let out = run(&["ips", "--log", &log, "--min-score", "101", "--export-reputation"]);
+    assert_eq!(out.status.code(), Some(2));
+}
