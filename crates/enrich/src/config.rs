@@ -3,7 +3,10 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::{ip::IpTracerConfig, network::NetworkTracerConfig, process::ProcessTracerConfig};
+use crate::{
+    error::ErrorTracerConfig, ip::IpTracerConfig, network::NetworkTracerConfig,
+    process::ProcessTracerConfig,
+};
 
 /// The enrichment tracers run on every source event before detection, in this order: ip,
 /// event, error, network, process.
@@ -12,6 +15,8 @@ use crate::{ip::IpTracerConfig, network::NetworkTracerConfig, process::ProcessTr
 pub struct TracersConfig {
     /// Address classes, activity, threat scores, block-listing and sweeps.
     pub ip: IpTracerConfig,
+    /// Error categories, severity, hints, recurring signatures.
+    pub error: ErrorTracerConfig,
     /// The host's connections of an event's address (reads every socket; off by default).
     pub network: NetworkTracerConfig,
     /// The processes of the service an event is about (reads every process; off by default).

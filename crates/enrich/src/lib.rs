@@ -22,6 +22,7 @@
 mod bounded;
 mod config;
 mod duration;
+pub mod error;
 pub mod ip;
 pub mod network;
 pub mod process;
