@@ -93,6 +93,9 @@ enum Command {
     /// Rank the most threatening addresses of logs, with subnet patterns and sweeps, or export
     /// the reputation list (--export-reputation).
     Ips(commands::ip::IpsArgs),
+    /// Find errors in logs: categories with severity, details, recurring signatures, root-cause
+    /// hints and recovery suggestions. Multi-line Python tracebacks count as one error.
+    Errors(commands::errors::Args),
 }
 
 #[derive(Debug, Subcommand)]
@@ -181,6 +184,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::FilterTest(args) => commands::filter_test::run(&args),
         Command::Ip(args) => commands::ip::run_ip(&args, cli.config.as_deref()),
         Command::Ips(args) => commands::ip::run_ips(&args, cli.config.as_deref()),
+        Command::Errors(args) => commands::errors::run(&args),
         Command::Config(ConfigCommand::Show) => {
             let config = match load_config(cli.config.as_deref()) {
                 Ok(it) => it,

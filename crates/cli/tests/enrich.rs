@@ -135,3 +135,52 @@ fn ips_ranks_addresses_finds_sweeps_and_exports_reputation() {
     let out = run(&["ips", "--log", &log, "--min-score", "101", "--export-reputation"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn errors_finds_categories_tracebacks_and_recurring_signatures() {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/errors");
+    let files: Vec<String> = ["nginx.log", "django.log", "syslog"]
+        .iter()
+        .map(|it| data.join(it).to_string_lossy().into_owned())
+        .collect();
+    let mut args = vec!["errors", "--json"];
+    args.extend(files.iter().map(String::as_str));
+    let out = run(&args);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let value: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let by_category = &value["by_category"];
+    for (name, count) in [
+        ("network_refused", 2),
+        ("disk_full", 1),
+        ("too_many_open_files", 1),
+        ("python_exception", 2),
+        ("memory", 1),
+        ("segfault", 1),
+    ] {
+        assert_eq!(by_category[name]["count"], count, "{name}: {by_category}");
+        assert!(by_category[name]["hint"].as_str().is_some_and(|it| !it.is_empty()));
+        assert!(by_category[name]["suggestion"].as_str().is_some_and(|it| !it.is_empty()));
+    }
+    assert_eq!(value["errors"], 8, "the accepted login and the INFO line are no errors");
+    let events = value["events"].as_array().unwrap();
+    let traceback = events.iter().find(|it| it["exception_type"] == "ZeroDivisionError").unwrap();
+    assert_eq!(traceback["lines"], 7, "the traceback is one event");
+    assert_eq!(traceback["source_file"], "/srv/app/orders/views.py");
+    assert_eq!(traceback["source_line"], 17);
+    let full = events.iter().find(|it| it["category"] == "disk_full").unwrap();
+    assert_eq!(full["error_code"], "28");
+    assert!(full["severity"].as_u64().unwrap() >= 90);
+    let recurring = value["recurring"].as_array().unwrap();
+    let counts: Vec<(u64, &str)> = recurring
+        .iter()
+        .map(|it| (it["count"].as_u64().unwrap(), it["category"].as_str().unwrap()))
+        .collect();
+    assert!(counts.contains(&(2, "network_refused")), "{counts:?}");
+    assert!(counts.contains(&(2, "python_exception")), "{counts:?}");
+
+    let out = run(&["errors", &files[0]]);
+    assert!(out.status.success());
+    assert!(text(&out.stdout).contains("network_refused"));
+    let out = run(&["errors", "/nonexistent.log"]);
+    assert_eq!(out.status.code(), Some(1));
+}

@@ -3,6 +3,7 @@
 //! dispatches to these modules, so adding a subcommand touches one line there.
 
 pub mod conns;
+pub mod errors;
 pub mod filter_test;
 pub mod ip;
 pub mod logs;

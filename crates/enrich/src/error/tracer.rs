@@ -183,7 +183,7 @@ pub struct ErrorTracer {
 /// A cheap first test: words that every category's patterns contain one of.
 static PREFILTER: LazyLock<Regex> = LazyLock::new(|| {
     regex::RegexBuilder::new(
-        r"error|exception|traceback|fail|denied|refused|timed? ?out|unreachable|memory|oom|space left|segfault|segmentation|core dump|assert|deadlock|locked|too many|no such file|read-only|not permitted|resolve|quota|i/o",
+        r"error|exception|traceback|fail|denied|refused|timed? ?out|unreachable|memory|oom|space left|segfault|segmentation|core dump|assert|deadlock|locked|too many|not enough|no such file|read-only|not permitted|resolve|quota|i/o",
     )
     .case_insensitive(true)
     .build()
