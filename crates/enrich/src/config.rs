@@ -4,8 +4,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    error::ErrorTracerConfig, ip::IpTracerConfig, network::NetworkTracerConfig,
-    process::ProcessTracerConfig,
+    error::ErrorTracerConfig, event::EventTracerConfig, ip::IpTracerConfig,
+    network::NetworkTracerConfig, process::ProcessTracerConfig,
 };
 
 /// The enrichment tracers run on every source event before detection, in this order: ip,
@@ -15,6 +15,8 @@ use crate::{
 pub struct TracersConfig {
     /// Address classes, activity, threat scores, block-listing and sweeps.
     pub ip: IpTracerConfig,
+    /// Related services, severity scores, causality chains and aggregates.
+    pub event: EventTracerConfig,
     /// Error categories, severity, hints, recurring signatures.
     pub error: ErrorTracerConfig,
     /// The host's connections of an event's address (reads every socket; off by default).

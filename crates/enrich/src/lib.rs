@@ -23,6 +23,7 @@ mod bounded;
 mod config;
 mod duration;
 pub mod error;
+pub mod event;
 pub mod ip;
 pub mod network;
 pub mod process;
