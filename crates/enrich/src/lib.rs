@@ -27,6 +27,7 @@ pub mod event;
 pub mod ip;
 pub mod network;
 pub mod process;
+pub mod trigger;
 
 pub use bounded::BoundedMap;
 pub use config::TracersConfig;
