@@ -10,6 +10,7 @@ mod config;
 mod logging;
 mod paths;
 mod settings;
+mod tracers;
 
 use std::{io::Write, path::PathBuf, process::ExitCode};
 

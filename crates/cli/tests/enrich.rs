@@ -184,3 +184,62 @@ fn errors_finds_categories_tracebacks_and_recurring_signatures() {
     let out = run(&["errors", "/nonexistent.log"]);
     assert_eq!(out.status.code(), Some(1));
 }
+
+#[test]
+fn run_enriches_log_events_and_requests_bans() {
+    use std::io::BufRead;
+    let home = tempfile::tempdir().unwrap();
+    let log = auth_log(home.path());
+    let mut cmd = vigil(&["run", "--print"]);
+    cmd.env("VIGIL_AGENT__STATE_DIR", home.path().join("vigil"))
+        .env("VIGIL_SOURCES__FILES__AUTH__PATHS", format!("[{log:?}]"))
+        .env("VIGIL_SOURCES__FILES__AUTH__START_AT", "beginning")
+        .env("VIGIL_SOURCES__FILES__AUTH__POLL_INTERVAL", "20ms")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::sync_channel(4096);
+    std::thread::spawn(move || {
+        for line in stdout.lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut traced = None;
+    let mut ban = None;
+    while (traced.is_none() || ban.is_none()) && std::time::Instant::now() < deadline {
+        let Ok(line) = rx.recv_timeout(std::time::Duration::from_millis(200)) else { continue };
+        let event: Value = serde_json::from_str(&line).expect("a JSON line");
+        if event["kind"] == "log" && event["payload"]["ip"] == "198.51.100.7" {
+            traced = Some(event);
+        } else if event["kind"] == "ban" {
+            ban = Some(event);
+        }
+    }
+    rustix::process::kill_process(
+        rustix::process::Pid::from_child(&child),
+        rustix::process::Signal::TERM,
+    )
+    .unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    let traced = traced.expect("a log event from the brute-force address");
+    let tracers: Vec<&str> = traced["enrichment"]["trace"]["tracers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|it| it["tracer"].as_str().unwrap())
+        .collect();
+    assert_eq!(tracers, ["ip", "event"], "the default tracers ran, in order");
+    assert_eq!(traced["enrichment"]["fields"]["ip_class"], "public");
+    assert!(traced["enrichment"]["fields"]["threat_score"].as_u64().is_some());
+    let ban = ban.expect("the IP tracer requested a ban");
+    assert_eq!(ban["source"], "tracer.ip");
+    assert_eq!(ban["payload"]["stage"], "requested");
+    assert_eq!(ban["payload"]["ip"], "198.51.100.7");
+    assert_eq!(ban["payload"]["jail"], "ip_tracer");
+    assert!(ban["payload"]["evidence"]["data"]["score_reasons"].as_array().unwrap().len() >= 2);
+}
