@@ -52,3 +52,68 @@ impl Publish for EnrichingPublisher {
         self.inner.clone().publish_batch(all)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use vigil_core::{Enricher, Filter};
+    use vigil_event::{AgentStatus, LogEvent, Payload};
+
+    use super::*;
+    use crate::{Bus, DropPolicy};
+
+    /// Counts the words of log messages and reports long ones as an extra event.
+    struct WordCount;
+
+    impl Enricher for WordCount {
+        fn name(&self) -> &str {
+            "words"
+        }
+
+        fn wants(&self, event: &Event) -> bool {
+            matches!(event.payload, Payload::Log(_))
+        }
+
+        fn enrich(&self, event: &mut Event, extra: &mut Vec<Event>) {
+            let Payload::Log(log) = &event.payload else { return };
+            let words = log.message.split_whitespace().count();
+            event.enrichment.fields.insert("words".into(), words.into());
+            event.enrichment.record("words", words.into());
+            if words > 3 {
+                extra.push(Event::new("h", "words", Payload::Log(LogEvent::new("words", "long"))));
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn enriches_before_sharing_and_publishes_extra_events_after() {
+        let bus = Bus::new(16, DropPolicy::Block);
+        let mut all = bus.subscribe("all", Filter::any());
+        let chain: Vec<Arc<dyn Enricher>> = vec![Arc::new(WordCount)];
+        let sender = bus.enriched_sender(&chain);
+        sender.send(Event::new("h", "s", Payload::Log(LogEvent::new("app", "a b")))).await.unwrap();
+        let status = Payload::AgentStatus(AgentStatus::default());
+        sender.send(Event::new("h", "agent", status)).await.unwrap();
+        let long = LogEvent::new("app", "one two three four");
+        sender.send_batch(vec![Event::new("h", "s", Payload::Log(long))]).await.unwrap();
+
+        let first = all.recv().await.unwrap();
+        assert_eq!(first.enrichment.fields["words"], 2);
+        assert_eq!(
+            first.enrichment.trace.as_ref().unwrap().tracers_used().collect::<Vec<_>>(),
+            ["words"]
+        );
+        let second = all.recv().await.unwrap();
+        assert!(second.enrichment.is_empty(), "no enricher wants a status event");
+        let third = all.recv().await.unwrap();
+        assert_eq!(third.enrichment.fields["words"], 4);
+        let extra = all.recv().await.unwrap();
+        assert_eq!(extra.source.as_ref(), "words", "the extra event follows the enriched one");
+        assert_eq!(bus.published(), 4);
+        // Without enrichers the sender is the plain one.
+        bus.enriched_sender(&[])
+            .send(Event::new("h", "s", Payload::Log(LogEvent::new("a", "b"))))
+            .await
+            .unwrap();
+        assert!(all.recv().await.unwrap().enrichment.is_empty());
+    }
+}
