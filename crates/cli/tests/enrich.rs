@@ -234,7 +234,7 @@ fn run_enriches_log_events_and_requests_bans() {
         .map(|it| it["tracer"].as_str().unwrap())
         .collect();
     assert_eq!(tracers, ["ip", "event"], "the default tracers ran, in order");
-    assert_eq!(traced["enrichment"]["fields"]["ip_class"], "public");
+    assert_eq!(traced["enrichment"]["trace"]["tracers"][0]["found"]["class"], "public");
     assert!(traced["enrichment"]["fields"]["threat_score"].as_u64().is_some());
     let ban = ban.expect("the IP tracer requested a ban");
     assert_eq!(ban["source"], "tracer.ip");

@@ -8,10 +8,14 @@
 
 use std::{collections::HashMap, hash::Hash};
 
+/// The maps' hasher: fast, and seeded per process so keys an attacker chooses cannot be made
+/// to collide on purpose.
+pub(crate) type Hasher = foldhash::fast::RandomState;
+
 /// A map of at most `capacity` entries, evicting expired, then least recently used entries.
 #[derive(Debug, Clone)]
 pub struct BoundedMap<K, V> {
-    map: HashMap<K, Slot<V>>,
+    map: HashMap<K, Slot<V>, Hasher>,
     capacity: usize,
     tick: u64,
     evictions: u64,
@@ -27,7 +31,7 @@ impl<K: Hash + Eq + Clone, V> BoundedMap<K, V> {
     /// An empty map holding at most `capacity` (at least 1) entries.
     pub fn new(capacity: usize) -> BoundedMap<K, V> {
         let capacity = capacity.max(1);
-        BoundedMap { map: HashMap::new(), capacity, tick: 0, evictions: 0 }
+        BoundedMap { map: HashMap::default(), capacity, tick: 0, evictions: 0 }
     }
 
     /// The entry for `key`, made with `make` if absent. `expired(value)` tells which entries a
@@ -40,13 +44,11 @@ impl<K: Hash + Eq + Clone, V> BoundedMap<K, V> {
     ) -> &mut V {
         self.tick += 1;
         let tick = self.tick;
-        if !self.map.contains_key(key) {
-            if self.map.len() >= self.capacity {
-                self.evict(&expired);
-            }
-            self.map.insert(key.clone(), Slot { touched: tick, value: make() });
+        if self.map.len() >= self.capacity && !self.map.contains_key(key) {
+            self.evict(&expired);
         }
-        let slot = self.map.get_mut(key).expect("the key was just looked up or inserted");
+        let slot =
+            self.map.entry(key.clone()).or_insert_with(|| Slot { touched: tick, value: make() });
         slot.touched = tick;
         &mut slot.value
     }

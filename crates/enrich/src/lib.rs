@@ -32,6 +32,18 @@ pub mod trigger;
 pub use bounded::BoundedMap;
 pub use config::TracersConfig;
 
+/// Appends `tracer`'s record to the trace of `enrichment`. The clock is read once per event:
+/// records after the first share the trace's `traced_at` (tracers of one pass run within
+/// microseconds of each other), which keeps enrichment cheap on the publish path.
+pub fn record(enrichment: &mut vigil_event::Enrichment, tracer: &str, found: serde_json::Value) {
+    let trace = enrichment.trace.get_or_insert_with(|| vigil_event::Trace {
+        traced_at: chrono::Utc::now(),
+        tracers: Vec::with_capacity(4),
+    });
+    let at = trace.traced_at;
+    trace.tracers.push(vigil_event::TracerRecord { tracer: tracer.to_owned(), at, found });
+}
+
 /// What can go wrong building or running a tracer.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -178,7 +178,7 @@ impl Enricher for NetworkTracer {
         let Payload::Log(log) = &event.payload else { return };
         let Some(ip) = log.ip else { return };
         let found = self.trace_ip(ip);
-        event.enrichment.record("network", found);
+        crate::record(&mut event.enrichment, "network", found);
     }
 }
 

@@ -120,7 +120,7 @@ impl Enricher for ProcessTracer {
     fn enrich(&self, event: &mut Event, _extra: &mut Vec<Event>) {
         let Some(service) = service_of(event) else { return };
         let found = self.trace_service(&service.to_owned());
-        event.enrichment.record("process", found);
+        crate::record(&mut event.enrichment, "process", found);
     }
 }
 

@@ -343,6 +343,6 @@ impl Enricher for ErrorTracer {
         fields.insert("error_severity".into(), analysis.severity.into());
         let mut found = serde_json::to_value(&analysis).unwrap_or_default();
         found["occurrences"] = count.into();
-        event.enrichment.record(ERROR_TRACER, found);
+        crate::record(&mut event.enrichment, ERROR_TRACER, found);
     }
 }

@@ -112,7 +112,9 @@ fn aggregates_are_counted_and_bounded() {
         assert!(tracer.wants(&event));
         tracer.enrich(&mut event, &mut Vec::new());
         assert_eq!(event.enrichment.trace.as_ref().unwrap().tracers[0].tracer, "event");
-        assert!(event.enrichment.fields.contains_key("severity_score"));
+        let found = &event.enrichment.trace.as_ref().unwrap().tracers[0].found;
+        assert_eq!(found["severity_score"], 40);
+        assert_eq!(found["related"], "fail2ban,firewall,pam");
     }
     let agg = tracer.aggregates();
     assert_eq!(agg.events, 100);

@@ -85,22 +85,38 @@ pub fn service_name(log: &LogEvent) -> &str {
 }
 
 /// Services that usually take part in the same story (seed 001: fail2ban ↔ ssh, nginx ↔
-/// django, …).
-pub fn related_services(service: &str) -> &'static [&'static str] {
+/// django, …): the list, and the same joined with commas (what the trace records, without
+/// allocating a list per event).
+fn related(service: &str) -> (&'static [&'static str], &'static str) {
     match service {
-        "sshd" => &["fail2ban", "firewall", "pam"],
-        "fail2ban" => &["sshd", "nginx", "firewall"],
-        "firewall" | "ufw" => &["fail2ban", "sshd"],
-        "nginx" => &["django", "gunicorn", "uwsgi", "php-fpm", "fail2ban"],
-        "django" | "gunicorn" | "uwsgi" => &["nginx", "postgresql", "mysql", "redis"],
-        "php-fpm" => &["nginx", "mysql"],
-        "postgresql" | "mysql" => &["django", "gunicorn", "php-fpm"],
-        "redis" => &["django", "gunicorn"],
-        "kernel" => &["systemd"],
-        "sudo" | "su" => &["pam", "sshd"],
-        "CRON" | "cron" => &["pam"],
-        _ => &[],
+        "sshd" => (&["fail2ban", "firewall", "pam"], "fail2ban,firewall,pam"),
+        "fail2ban" => (&["sshd", "nginx", "firewall"], "sshd,nginx,firewall"),
+        "firewall" | "ufw" => (&["fail2ban", "sshd"], "fail2ban,sshd"),
+        "nginx" => (
+            &["django", "gunicorn", "uwsgi", "php-fpm", "fail2ban"],
+            "django,gunicorn,uwsgi,php-fpm,fail2ban",
+        ),
+        "django" | "gunicorn" | "uwsgi" => {
+            (&["nginx", "postgresql", "mysql", "redis"], "nginx,postgresql,mysql,redis")
+        }
+        "php-fpm" => (&["nginx", "mysql"], "nginx,mysql"),
+        "postgresql" | "mysql" => (&["django", "gunicorn", "php-fpm"], "django,gunicorn,php-fpm"),
+        "redis" => (&["django", "gunicorn"], "django,gunicorn"),
+        "kernel" => (&["systemd"], "systemd"),
+        "sudo" | "su" => (&["pam", "sshd"], "pam,sshd"),
+        "CRON" | "cron" => (&["pam"], "pam"),
+        _ => (&[], ""),
     }
+}
+
+/// Services that usually take part in the same story as `service`.
+pub fn related_services(service: &str) -> &'static [&'static str] {
+    related(service).0
+}
+
+/// The related services joined with commas (as the trace records them).
+pub fn related_text(service: &str) -> &'static str {
+    related(service).1
 }
 
 /// Points an action adds to the level's base.
@@ -158,12 +174,41 @@ struct Exhaustion {
 }
 
 /// Counts per key, at most `max_keys` keys; the rest under `other`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct Counts {
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Counts<K: std::hash::Hash + Eq = String> {
     /// Count per key.
-    pub counts: HashMap<String, u64>,
+    pub counts: HashMap<K, u64, crate::bounded::Hasher>,
     /// Events whose key came after the limit.
     pub other: u64,
+}
+
+impl<K: std::hash::Hash + Eq> Default for Counts<K> {
+    fn default() -> Self {
+        Counts { counts: HashMap::default(), other: 0 }
+    }
+}
+
+impl Counts<IpAddr> {
+    fn add_ip(&mut self, key: IpAddr, max_keys: usize) {
+        if let Some(n) = self.counts.get_mut(&key) {
+            *n += 1;
+        } else if self.counts.len() < max_keys {
+            self.counts.insert(key, 1);
+        } else {
+            self.other += 1;
+        }
+    }
+}
+
+impl<K: std::hash::Hash + Eq + ToString> Counts<K> {
+    /// The `n` largest counts.
+    pub fn top(&self, n: usize) -> Vec<(String, u64)> {
+        let mut all: Vec<(String, u64)> =
+            self.counts.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+        all.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        all.truncate(n);
+        all
+    }
 }
 
 impl Counts {
@@ -175,15 +220,6 @@ impl Counts {
         } else {
             self.other += 1;
         }
-    }
-
-    /// The `n` largest counts.
-    pub fn top(&self, n: usize) -> Vec<(String, u64)> {
-        let mut all: Vec<(String, u64)> =
-            self.counts.iter().map(|(k, v)| (k.clone(), *v)).collect();
-        all.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-        all.truncate(n);
-        all
     }
 }
 
@@ -199,7 +235,7 @@ pub struct Aggregates {
     /// By action.
     pub by_action: Counts,
     /// By address.
-    pub by_ip: Counts,
+    pub by_ip: Counts<IpAddr>,
     /// By user.
     pub by_user: Counts,
     /// By service.
@@ -233,13 +269,17 @@ fn is_failure(action: &str) -> bool {
     )
 }
 
+/// Whether `haystack` contains `needle` (ASCII lowercase), ignoring ASCII case, without
+/// allocating.
+fn contains_ignore_case(haystack: &str, needle: &str) -> bool {
+    let needle = needle.as_bytes();
+    haystack.as_bytes().windows(needle.len()).any(|it| it.eq_ignore_ascii_case(needle))
+}
+
 /// Memory or disk exhaustion named by a message: the kind and the victim process, if any.
 fn exhaustion_of(message: &str) -> Option<(&'static str, Option<String>)> {
-    let lower = message.to_ascii_lowercase();
-    if lower.contains("out of memory")
-        || lower.contains("oom-kill")
-        || lower.contains("memoryerror")
-    {
+    let has = |needle: &str| contains_ignore_case(message, needle);
+    if has("out of memory") || has("oom-kill") || has("memoryerror") {
         // "Killed process 4242 (python3)".
         let victim = message
             .find("Killed process ")
@@ -248,17 +288,17 @@ fn exhaustion_of(message: &str) -> Option<(&'static str, Option<String>)> {
             .map(|(name, _)| name.chars().take(64).collect());
         return Some(("memory", victim));
     }
-    if lower.contains("no space left on device") || lower.contains("disk full") {
+    if has("no space left on device") || has("disk full") {
         return Some(("disk", None));
     }
     None
 }
 
 fn is_connection_failure(message: &str) -> Option<&'static str> {
-    let lower = message.to_ascii_lowercase();
-    if lower.contains("connection refused") {
+    let has = |needle: &str| contains_ignore_case(message, needle);
+    if has("connection refused") {
         Some("refused")
-    } else if lower.contains("timed out") || lower.contains("timeout") {
+    } else if has("timed out") || has("timeout") {
         Some("timeout")
     } else {
         None
@@ -296,8 +336,7 @@ impl EventTracer {
             agg.by_user.add(user, max_keys);
         }
         if let Some(ip) = log.ip {
-            let mut buf = [0u8; 48];
-            agg.by_ip.add(ip_text(ip, &mut buf), max_keys);
+            agg.by_ip.add_ip(ip, max_keys);
         }
         let window = self.window;
         match (action, log.ip) {
@@ -372,7 +411,7 @@ impl EventTracer {
         drop(state);
         let mut found = json!({
             "service": service,
-            "related": related_services(service),
+            "related": related_text(service),
             "severity_score": score,
         });
         if !chain.is_null() {
@@ -389,32 +428,26 @@ impl EventTracer {
     /// The aggregates as JSON, the `n` largest keys per dimension.
     pub fn aggregates_json(&self, n: usize) -> Value {
         let agg = self.aggregates();
-        let top = |counts: &Counts| -> BTreeMap<String, u64> {
+        fn top<K: std::hash::Hash + Eq + ToString>(
+            counts: &Counts<K>,
+            n: usize,
+        ) -> BTreeMap<String, u64> {
             let mut out: BTreeMap<String, u64> = counts.top(n).into_iter().collect();
             if counts.other > 0 {
                 out.insert("other".to_owned(), counts.other);
             }
             out
-        };
+        }
         json!({
             "events": agg.events,
-            "by_source": top(&agg.by_source),
-            "by_level": top(&agg.by_level),
-            "by_action": top(&agg.by_action),
-            "by_ip": top(&agg.by_ip),
-            "by_user": top(&agg.by_user),
-            "by_service": top(&agg.by_service),
+            "by_source": top(&agg.by_source, n),
+            "by_level": top(&agg.by_level, n),
+            "by_action": top(&agg.by_action, n),
+            "by_ip": top(&agg.by_ip, n),
+            "by_user": top(&agg.by_user, n),
+            "by_service": top(&agg.by_service, n),
         })
     }
-}
-
-/// Writes `ip` as text into `buf` without allocating.
-fn ip_text(ip: IpAddr, buf: &mut [u8; 48]) -> &str {
-    use std::io::Write;
-    let mut cursor = std::io::Cursor::new(&mut buf[..]);
-    let _ = write!(cursor, "{ip}");
-    let len = cursor.position() as usize;
-    std::str::from_utf8(&buf[..len]).unwrap_or_default()
 }
 
 impl Enricher for EventTracer {
@@ -430,9 +463,6 @@ impl Enricher for EventTracer {
         let Payload::Log(log) = &event.payload else { return };
         let at = log.timestamp.unwrap_or(event.timestamp);
         let found = self.trace(log, at);
-        if let Some(score) = found.get("severity_score").cloned() {
-            event.enrichment.fields.insert("severity_score".into(), score);
-        }
-        event.enrichment.record(EVENT_TRACER, found);
+        crate::record(&mut event.enrichment, EVENT_TRACER, found);
     }
 }

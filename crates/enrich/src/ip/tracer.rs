@@ -614,13 +614,12 @@ impl Enricher for IpTracer {
         let at = log.timestamp.unwrap_or(event.timestamp);
         let seen = self.observe(ip, log.action.as_deref(), at, log.dport);
         let fields = &mut event.enrichment.fields;
-        fields.insert("ip_class".into(), seen.class.as_str().into());
         fields.insert("threat_score".into(), seen.score.into());
         let mut found = json!({"class": seen.class.as_str(), "score": seen.score});
         if seen.blocklisted {
             found["blocklisted"] = true.into();
         }
-        event.enrichment.record(IP_TRACER, found);
+        crate::record(&mut event.enrichment, IP_TRACER, found);
         if seen.newly_blocklisted
             && self.config.request_bans
             && let Some(report) = self.report(ip)

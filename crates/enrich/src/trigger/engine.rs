@@ -416,7 +416,7 @@ impl Enricher for TriggerEngine {
                     found["skipped"] = refusal.as_str().into();
                 }
             }
-            event.enrichment.record(TRIGGER_TRACER, found);
+            crate::record(&mut event.enrichment, TRIGGER_TRACER, found);
         }
     }
 }
