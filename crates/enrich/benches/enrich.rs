@@ -89,42 +89,6 @@ fn pass(lines: &[String], chain: &[Arc<dyn Enricher>]) -> (Duration, usize) {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).filter(|it| it != "--bench").collect();
-    if args.iter().any(|it| it == "--micro") {
-        let n = 1_000_000;
-        let time = |name: &str, f: &dyn Fn() -> vigil_event::Enrichment| {
-            let began = Instant::now();
-            for _ in 0..n {
-                black_box(f());
-            }
-            println!("{name}: {:.0} ns", began.elapsed().as_nanos() as f64 / n as f64);
-        };
-        time("empty", &|| vigil_event::Enrichment::default());
-        time("record number", &|| {
-            let mut e = vigil_event::Enrichment::default();
-            vigil_enrich::record(&mut e, "ip", 40.into());
-            e
-        });
-        time("record 2-key object", &|| {
-            let mut e = vigil_event::Enrichment::default();
-            vigil_enrich::record(&mut e, "ip", serde_json::json!({"class": "public", "score": 40}));
-            e
-        });
-        time("field number", &|| {
-            let mut e = vigil_event::Enrichment::default();
-            e.fields.insert("threat_score".into(), 40.into());
-            e
-        });
-        time("record event object", &|| {
-            let mut e = vigil_event::Enrichment::default();
-            vigil_enrich::record(
-                &mut e,
-                "event",
-                serde_json::json!({"service": "sshd", "related": ["fail2ban", "firewall", "pam"], "severity_score": 45}),
-            );
-            e
-        });
-        return;
-    }
     if args.iter().any(|it| it == "--memory") {
         memory();
         return;

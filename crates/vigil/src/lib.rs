@@ -33,3 +33,10 @@ pub mod detectors {
 pub mod listeners {
     pub use vigil_listen::*;
 }
+
+/// Enrichment tracers (IP, event, error, network, process) and triggers; register them with
+/// [`RuntimeBuilder::register_enricher`].
+pub mod tracers {
+    pub use vigil_core::{Enricher, enrich_with};
+    pub use vigil_enrich::*;
+}

@@ -29,7 +29,8 @@ pub struct IpTracerConfig {
     /// 51.68.0.0/16); replace it with the providers' published lists for full coverage.
     pub cloud_ranges: BTreeMap<String, Vec<String>>,
     /// Most addresses tracked at once; when full, addresses not seen for `ttl`, then the least
-    /// recently seen, are forgotten (counted as evictions). About 100 bytes each.
+    /// recently seen, are forgotten (counted as evictions). About 320 bytes each, subnets
+    /// included (docs/BENCHMARKS.md).
     pub max_addresses: usize,
     /// Most /24 (IPv4) and /64 (IPv6) subnets tracked for patterns and sweeps.
     pub max_subnets: usize,
