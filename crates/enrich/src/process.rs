@@ -54,9 +54,12 @@ pub fn service_of(event: &Event) -> Option<&str> {
     (!name.is_empty()).then_some(name)
 }
 
+/// A collector and its last snapshot with the time it was taken.
+type Snapshot = (ProcessCollector, Option<(Instant, Arc<Vec<ProcessRecord>>)>);
+
 /// The process tracer.
 pub struct ProcessTracer {
-    collector: Mutex<(ProcessCollector, Option<(Instant, Arc<Vec<ProcessRecord>>)>)>,
+    collector: Mutex<Snapshot>,
     refresh: Duration,
     max_listed: usize,
 }
@@ -119,7 +122,7 @@ impl Enricher for ProcessTracer {
 
     fn enrich(&self, event: &mut Event, _extra: &mut Vec<Event>) {
         let Some(service) = service_of(event) else { return };
-        let found = self.trace_service(&service.to_owned());
+        let found = self.trace_service(service);
         crate::record(&mut event.enrichment, "process", found);
     }
 }

@@ -102,7 +102,7 @@ impl Cidr {
     }
 
     /// The prefix length.
-    pub fn len(&self) -> u8 {
+    pub fn prefix_len(&self) -> u8 {
         self.len
     }
 
@@ -179,7 +179,7 @@ impl PrefixSet {
             }
         }
         // Longest prefixes first, so the most specific name wins.
-        entries.sort_by(|a, b| b.0.len.cmp(&a.0.len));
+        entries.sort_by_key(|it| std::cmp::Reverse(it.0.len));
         Ok(PrefixSet { entries })
     }
 
@@ -293,7 +293,7 @@ mod tests {
         assert!(v6.contains("2001:db8:1:2:ffff::1".parse().unwrap()));
         assert!(!v6.contains("2001:db8:1:3::1".parse().unwrap()));
         assert_eq!("10.1.2.3".parse::<Cidr>().unwrap().to_string(), "10.1.2.3/32");
-        assert_eq!("0.0.0.0/0".parse::<Cidr>().unwrap().len(), 0);
+        assert_eq!("0.0.0.0/0".parse::<Cidr>().unwrap().prefix_len(), 0);
         for bad in ["10.0.0.0/33", "::/129", "nonsense", "10.0.0/8", "10.0.0.0/-1", ""] {
             assert!(bad.parse::<Cidr>().is_err(), "{bad}");
         }

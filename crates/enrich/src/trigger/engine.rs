@@ -287,7 +287,7 @@ impl TriggerEngine {
             if matches!(
                 config.condition,
                 ConditionKind::IpScoreAbove | ConditionKind::ErrorSeverityAbove
-            ) && !config.bound.is_some_and(|it| it <= 100)
+            ) && config.bound.is_none_or(|it| it > 100)
             {
                 return Err(err("`bound` (0–100) is required by the condition"));
             }
@@ -313,7 +313,7 @@ impl TriggerEngine {
         }
         // Highest priority first: when one event meets several conditions, the most important
         // analysis gets the budget first.
-        triggers.sort_by(|a, b| b.config.priority.cmp(&a.config.priority));
+        triggers.sort_by_key(|it| std::cmp::Reverse(it.config.priority));
         Ok(TriggerEngine {
             triggers,
             global_rate: Bucket::per_minute(limits.max_per_minute.max(1)),
