@@ -121,6 +121,11 @@ fn ips_ranks_addresses_finds_sweeps_and_exports_reputation() {
         .map(|it| it["subnet"].as_str().unwrap())
         .collect();
     assert_eq!(sweeps, ["203.0.113.0/24"]);
+    let aggregates = &value["aggregates"];
+    assert_eq!(aggregates["events"], 45);
+    assert_eq!(aggregates["by_service"]["sshd"], 45);
+    assert_eq!(aggregates["by_action"]["failed_password_invalid"], 30);
+    assert_eq!(aggregates["by_user"]["alice"], 3);
 
     let out = run(&["ips", "--log", &log, "--export-reputation"]);
     assert!(out.status.success());

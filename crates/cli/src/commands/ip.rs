@@ -12,6 +12,7 @@ use std::{
 use serde_json::{Value, json};
 use vigil_collect::ProcRoot;
 use vigil_enrich::{
+    event::{EventTracer, EventTracerConfig},
     ip::{IpReport, IpTracer, IpTracerConfig},
     network::{Sockets, connection_json},
 };
@@ -69,16 +70,20 @@ fn tracer_from(config: &IpTracerConfig) -> Result<IpTracer, ExitCode> {
     })
 }
 
-/// Feeds every address-bearing line of `paths` to `tracer`. Returns false if a file failed.
-fn feed(tracer: &IpTracer, paths: &[PathBuf]) -> bool {
+/// Feeds every address-bearing line of `paths` to `tracer`, and every recognised line to
+/// `events` when given. Returns false if a file failed.
+fn feed(tracer: &IpTracer, events: Option<&EventTracer>, paths: &[PathBuf]) -> bool {
     let parser = logs::auto_parser();
     let mut ok = true;
     let now = chrono::Utc::now();
     for path in paths {
         let res = logs::for_each_line(path, |line| {
             let Some(parsed) = parser.parse(line) else { return };
-            let Some(ip) = parsed.ip else { return };
             let at = parsed.timestamp.and_then(|it| it.to_utc()).unwrap_or(now);
+            if let Some(events) = events {
+                events.trace(&parsed.to_log_event(line), at);
+            }
+            let Some(ip) = parsed.ip else { return };
             tracer.observe(ip, parsed.action.map(|it| it.as_str()), at, parsed.dport);
         });
         if let Err(err) = res {
@@ -107,7 +112,7 @@ pub fn run_ip(args: &IpArgs, config: Option<&Path>) -> anyhow::Result<ExitCode> 
         Ok(it) => it,
         Err(code) => return Ok(code),
     };
-    let ok = feed(&tracer, &args.logs);
+    let ok = feed(&tracer, None, &args.logs);
     let report = if args.logs.is_empty() { from_store(&tracer, ip) } else { tracer.report(ip) }
         .unwrap_or_else(|| tracer.empty_report(ip));
     let sockets = Sockets::read(ProcRoot::live());
@@ -195,7 +200,8 @@ pub fn run_ips(args: &IpsArgs, config: Option<&Path>) -> anyhow::Result<ExitCode
         Ok(it) => it,
         Err(code) => return Ok(code),
     };
-    let ok = feed(&tracer, &args.logs);
+    let events = EventTracerConfig::default().build_always();
+    let ok = feed(&tracer, Some(&events), &args.logs);
     let mut out = io::BufWriter::new(io::stdout().lock());
     if args.export_reputation {
         let export = tracer.reputation(args.min_score);
@@ -217,6 +223,7 @@ pub fn run_ips(args: &IpsArgs, config: Option<&Path>) -> anyhow::Result<ExitCode
                 "subnets": patterns.subnets,
                 "sweeps": patterns.sweeps,
                 "stats": tracer.stats(),
+                "aggregates": events.aggregates_json(args.top),
             });
             writeln!(out, "{value}")?;
         } else {
@@ -269,6 +276,15 @@ pub fn run_ips(args: &IpsArgs, config: Option<&Path>) -> anyhow::Result<ExitCode
                     .collect();
                 writeln!(out, "sweeps: {}", list.join(", "))?;
             }
+            let aggregates = events.aggregates();
+            let line = |name: &str, rows: Vec<(String, u64)>| {
+                let rows: Vec<String> = rows.iter().map(|(k, n)| format!("{k} {n}")).collect();
+                format!("{name}: {}", rows.join(", "))
+            };
+            writeln!(out, "events: {}", aggregates.events)?;
+            writeln!(out, "{}", line("actions", aggregates.by_action.top(args.top)))?;
+            writeln!(out, "{}", line("services", aggregates.by_service.top(args.top)))?;
+            writeln!(out, "{}", line("users", aggregates.by_user.top(args.top)))?;
             for (class, row) in &patterns.by_class {
                 writeln!(
                     out,

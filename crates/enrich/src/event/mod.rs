@@ -8,6 +8,6 @@ mod tests;
 mod tracer;
 
 pub use tracer::{
-    Aggregates, EVENT_TRACER, EventTracer, EventTracerConfig, related_services, related_text,
-    service_name, severity_score,
+    Aggregates, Counts, EVENT_TRACER, EventTracer, EventTracerConfig, related_services,
+    related_text, service_name, severity_score,
 };
