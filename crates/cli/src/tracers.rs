@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use vigil_collect::ProcRoot;
-use vigil_enrich::trigger::{Analyzer, GlobalLimits, HostAnalyzer, TriggerEngine};
+use vigil_enrich::trigger::{Analyzer, HostAnalyzer, TriggerEngine};
 use vigil_runtime::RuntimeBuilder;
 
 use crate::settings::Config;
@@ -41,7 +41,11 @@ pub fn register(
     }
     let analyzers: Vec<Arc<dyn Analyzer>> =
         vec![Arc::new(HostAnalyzer::new(ProcRoot::live(), ip.clone()))];
-    let engine = TriggerEngine::build(&config.triggers, &analyzers, GlobalLimits::default())?;
+    let limits = tracers.triggers;
+    if limits.max_per_minute == 0 || limits.max_concurrent == 0 {
+        anyhow::bail!("tracers.triggers: max_per_minute and max_concurrent must be at least 1");
+    }
+    let engine = TriggerEngine::build(&config.triggers, &analyzers, limits)?;
     if !engine.is_empty() {
         builder.register_enricher(Arc::new(engine));
         names.push("trigger");

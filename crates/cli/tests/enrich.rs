@@ -248,3 +248,31 @@ fn run_enriches_log_events_and_requests_bans() {
     assert_eq!(ban["payload"]["jail"], "ip_tracer");
     assert!(ban["payload"]["evidence"]["data"]["score_reasons"].as_array().unwrap().len() >= 2);
 }
+
+#[test]
+fn run_refuses_an_invalid_trigger_or_tracer() {
+    let dir = tempfile::tempdir().unwrap();
+    for (toml, want) in [
+        ("[triggers.bad]\ncondition = \"process_name\"\n", "triggers.bad: `pattern` is required"),
+        ("[triggers.bad]\ncondition = \"ip_score_above\"\nanalysis = \"trace_ip\"\n", "`bound`"),
+        ("[tracers.ip]\nallowlist = [\"10.0.0.0/33\"]\n", "tracers.ip.allowlist"),
+    ] {
+        let config = dir.path().join("vigil.toml");
+        std::fs::write(&config, toml).unwrap();
+        let out = vigil(&["run", "--config", config.to_str().unwrap()])
+            .env("VIGIL_AGENT__STATE_DIR", dir.path().join("state"))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{toml}");
+        assert!(text(&out.stderr).contains(want), "{toml}: {}", text(&out.stderr));
+    }
+    // A valid trigger passes `config check`.
+    let config = dir.path().join("ok.toml");
+    std::fs::write(
+        &config,
+        "[triggers.miner]\npattern = \"xmrig\"\npriority = \"high\"\n[tracers.triggers]\nmax_per_minute = 10\n",
+    )
+    .unwrap();
+    let out = run(&["config", "check", config.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     error::ErrorTracerConfig, event::EventTracerConfig, ip::IpTracerConfig,
-    network::NetworkTracerConfig, process::ProcessTracerConfig,
+    network::NetworkTracerConfig, process::ProcessTracerConfig, trigger::GlobalLimits,
 };
 
 /// The enrichment tracers run on every source event before detection, in this order: ip,
@@ -23,4 +23,6 @@ pub struct TracersConfig {
     pub network: NetworkTracerConfig,
     /// The processes of the service an event is about (reads every process; off by default).
     pub process: ProcessTracerConfig,
+    /// Limits shared by every `[triggers.<name>]`.
+    pub triggers: GlobalLimits,
 }

@@ -124,10 +124,13 @@ impl Default for TriggerConfig {
     }
 }
 
-/// Limits over all triggers together.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// `[tracers.triggers]`: limits over all triggers together (each `[triggers.<name>]` has its
+/// own too).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
 pub struct GlobalLimits {
-    /// Most analyses per minute, all triggers together.
+    /// Most analyses per minute, all triggers together; lower priorities leave part of it to
+    /// higher ones (`low` half, `normal` a quarter, `high` a tenth).
     pub max_per_minute: u32,
     /// Most analyses running at once, all triggers together.
     pub max_concurrent: u32,
