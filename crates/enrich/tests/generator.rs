@@ -138,3 +138,36 @@ fn one_million_distinct_addresses_stay_within_the_budget() {
     let last = 0x0B00_0000 + (999_999u32.wrapping_mul(2_654_435_761) & 0x00FF_FFFF);
     assert!(tracer.report(IpAddr::V4(last.into())).is_some());
 }
+
+#[test]
+fn the_host_itself_multicast_and_allow_listed_addresses_are_never_block_listed() {
+    let config = IpTracerConfig { allowlist: vec!["198.51.100.0/24".into()], ..Default::default() };
+    let tracer = config.build_always().unwrap();
+    let at: chrono::DateTime<chrono::Utc> = "2026-11-23T00:00:00Z".parse().unwrap();
+    for text in [
+        "127.0.0.1",
+        "::1",
+        "::ffff:127.0.0.1",
+        "224.0.0.1",
+        "ff02::1",
+        "255.255.255.255",
+        "198.51.100.7",
+        "203.0.113.9",
+    ] {
+        let ip: IpAddr = text.parse().unwrap();
+        let mut last = None;
+        for n in 0..50 {
+            last = Some(tracer.observe(
+                ip,
+                Some("failed_password"),
+                at + chrono::Duration::seconds(n),
+                None,
+            ));
+        }
+        let last = last.unwrap();
+        assert!(last.score >= 70, "{text}: {last:?}");
+        assert_eq!(last.blocklisted, text == "203.0.113.9", "{text}: {last:?}");
+    }
+    assert!(tracer.report("198.51.100.7".parse().unwrap()).unwrap().allowlisted);
+    assert_eq!(tracer.stats().blocklisted, 1);
+}

@@ -391,7 +391,7 @@ impl IpTracer {
         let mut newly_blocklisted = false;
         if score >= self.config.blocklist_threshold
             && !snapshot.blocklisted
-            && snapshot.class != IpClass::Localhost
+            && can_block(ip, snapshot.class)
             && !self.is_allowlisted(ip)
         {
             newly_blocklisted = true;
@@ -594,6 +594,13 @@ impl IpTracer {
         };
         Event::new(host, "tracer.ip", Payload::Ban(ban)).with_severity(Severity::Warning)
     }
+}
+
+/// Whether `ip` may be block-listed at all: never loopback or unspecified (the host itself),
+/// multicast or the IPv4 broadcast address (not a single sender).
+fn can_block(ip: IpAddr, class: IpClass) -> bool {
+    let broadcast = matches!(ip, IpAddr::V4(v4) if v4.is_broadcast());
+    class != IpClass::Localhost && !ip.is_multicast() && !broadcast
 }
 
 /// The trace's tracer name.

@@ -66,7 +66,8 @@ pub trait Analyzer: Send + Sync + 'static {
 pub struct HostAnalyzer {
     root: ProcRoot,
     ip: Option<Arc<IpTracer>>,
-    /// Executables larger than this are not hashed.
+    /// Executables larger than this are not hashed (an analysis runs on the publishing task,
+    /// so it must stay short: 64 MiB by default, a fraction of a second).
     pub max_hash_bytes: u64,
 }
 
@@ -79,7 +80,7 @@ impl std::fmt::Debug for HostAnalyzer {
 impl HostAnalyzer {
     /// An analyzer reading `root`; `ip` adds the IP tracer's report to `trace_ip`.
     pub fn new(root: ProcRoot, ip: Option<Arc<IpTracer>>) -> HostAnalyzer {
-        HostAnalyzer { root, ip, max_hash_bytes: 512 * 1024 * 1024 }
+        HostAnalyzer { root, ip, max_hash_bytes: 64 * 1024 * 1024 }
     }
 
     fn hash(&self, target: &Target) -> Result<Value, String> {
