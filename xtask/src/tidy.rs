@@ -65,6 +65,8 @@ fn allowed_internal(package: &str) -> Option<&'static [&'static str]> {
         "vigil-runtime" => COMPONENT,
         // The facade and the CLI wire everything together.
         "vigil" | "vigil-cli" | "xtask" | "vigil-test-support" => return None,
+        // The enrichment tracers read the host collectors' sockets and processes (issue 6).
+        "vigil-enrich" => &["vigil-event", "vigil-core", "vigil-collect"],
         // Every other crate is a component crate.
         _ => COMPONENT,
     })

@@ -48,6 +48,8 @@ pub fn build(config: &Config, options: &RunOptions) -> anyhow::Result<Runtime> {
     register_detectors(&mut builder, config)?;
     register_listeners(&mut builder, config, options)?;
     register_bans(&mut builder, config, &state_dir)?;
+    let tracers = crate::tracers::register(&mut builder, config)?;
+    tracing::info!(tracers = ?tracers, "Enrichment configured");
     tracing::info!(state_dir = %state_dir.display(), "Agent configured");
     Ok(builder.build())
 }

@@ -10,6 +10,7 @@ mod config;
 mod logging;
 mod paths;
 mod settings;
+mod tracers;
 
 use std::{io::Write, path::PathBuf, process::ExitCode};
 
@@ -99,6 +100,15 @@ enum Command {
     /// answers within a few seconds; otherwise the state file is edited (atomically) and the
     /// configured actions are applied directly. Exit 1 when the address is not banned.
     Unban(commands::bans::UnbanArgs),
+    /// Show an address's class, activity and explained threat score (0–100), computed from
+    /// logs, with its connections and their processes on this host.
+    Ip(commands::ip::IpArgs),
+    /// Rank the most threatening addresses of logs, with subnet patterns and sweeps, or export
+    /// the reputation list (--export-reputation).
+    Ips(commands::ip::IpsArgs),
+    /// Find errors in logs: categories with severity, details, recurring signatures, root-cause
+    /// hints and recovery suggestions. Multi-line Python tracebacks count as one error.
+    Errors(commands::errors::Args),
 }
 
 #[derive(Debug, Subcommand)]
@@ -193,6 +203,9 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(config) => commands::bans::unban(&config, &args),
             Err(code) => Ok(code),
         },
+        Command::Ip(args) => commands::ip::run_ip(&args, cli.config.as_deref()),
+        Command::Ips(args) => commands::ip::run_ips(&args, cli.config.as_deref()),
+        Command::Errors(args) => commands::errors::run(&args),
         Command::Config(ConfigCommand::Show) => {
             let config = match load_config(cli.config.as_deref()) {
                 Ok(it) => it,

@@ -37,6 +37,12 @@ pub struct Config {
     /// Bans: the ban manager deciding the jails' requests, and the firewall actions applying
     /// them. Dry-run (nothing applied) until `enforce = true`.
     pub bans: vigil_respond::BansConfig,
+    /// Enrichment tracers: context added to every source event before detection (issue 6).
+    pub tracers: vigil_enrich::TracersConfig,
+    /// Triggers, as named instances (`[triggers.miner]`): a condition on events that requests
+    /// a deeper analysis (hash the executable, snapshot the process tree, trace an IP), with a
+    /// priority and rate and concurrency limits; results go into the event's trace.
+    pub triggers: BTreeMap<String, vigil_enrich::trigger::TriggerConfig>,
 }
 
 /// Agent identity and state.

@@ -35,6 +35,7 @@
 
 mod capabilities;
 mod detector;
+mod enricher;
 mod error;
 mod filter;
 mod listener;
@@ -49,6 +50,7 @@ pub use vigil_event::Event;
 
 pub use capabilities::SourceCapabilities;
 pub use detector::{Detector, DetectorContext, Statistics};
+pub use enricher::{Enricher, enrich_with};
 pub use error::ComponentError;
 pub use filter::Filter;
 pub use listener::Listener;

@@ -110,6 +110,33 @@ impl Bus {
         EventSender::new(Arc::new(CountedPublisher { bus: self.inner.clone(), health }))
     }
 
+    /// A sender that applies `chain` (the enrichment stage) to each event before publishing it;
+    /// the plain [`sender`](Bus::sender) when `chain` is empty.
+    pub fn enriched_sender(&self, chain: &[Arc<dyn vigil_core::Enricher>]) -> EventSender {
+        if chain.is_empty() {
+            return self.sender();
+        }
+        EventSender::new(Arc::new(crate::enrich::EnrichingPublisher {
+            inner: self.inner.clone(),
+            chain: chain.into(),
+        }))
+    }
+
+    /// Like `sender_for`, with the enrichment stage `chain` in front.
+    pub(crate) fn enriched_sender_for(
+        &self,
+        health: Arc<ComponentHealth>,
+        chain: &[Arc<dyn vigil_core::Enricher>],
+    ) -> EventSender {
+        if chain.is_empty() {
+            return self.sender_for(health);
+        }
+        EventSender::new(Arc::new(crate::enrich::EnrichingPublisher {
+            inner: Arc::new(CountedPublisher { bus: self.inner.clone(), health }),
+            chain: chain.into(),
+        }))
+    }
+
     /// Publishes one event to every matching subscriber, waiting for room where a queue is full
     /// and its policy is `Block`.
     pub async fn publish(&self, event: Event) -> Result<(), SendError> {

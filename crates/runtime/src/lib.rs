@@ -33,6 +33,7 @@
 mod bus;
 mod config;
 mod detector_task;
+mod enrich;
 mod health;
 mod listener_task;
 mod queue;

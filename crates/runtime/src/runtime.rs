@@ -55,9 +55,17 @@ pub struct RuntimeBuilder {
     sources: Vec<Arc<dyn EventSource>>,
     detectors: Vec<(Box<dyn Detector>, Filter)>,
     listeners: Vec<(Box<dyn Listener>, Filter)>,
+    enrichers: Vec<Arc<dyn vigil_core::Enricher>>,
 }
 
 impl RuntimeBuilder {
+    /// Adds a tracer to the enrichment stage: every source's events pass through the tracers,
+    /// in registration order, before the bus shares them.
+    pub fn register_enricher(&mut self, enricher: Arc<dyn vigil_core::Enricher>) -> &mut Self {
+        self.enrichers.push(enricher);
+        self
+    }
+
     /// Sets the host name stamped on events (default: the machine's host name).
     #[must_use]
     pub fn host(mut self, host: impl Into<Arc<str>>) -> Self {
@@ -188,6 +196,7 @@ impl RuntimeBuilder {
             stats_requests: Arc::new(stats_requests),
         };
         Runtime {
+            enrichers: self.enrichers,
             config,
             host: self.host,
             state: self.state,
@@ -264,6 +273,7 @@ pub struct Runtime {
     sources: Vec<(Arc<dyn EventSource>, Arc<ComponentHealth>)>,
     detectors: Vec<DetectorTask>,
     listeners: Vec<ListenerTask>,
+    enrichers: Vec<Arc<dyn vigil_core::Enricher>>,
 }
 
 impl Runtime {
@@ -277,6 +287,7 @@ impl Runtime {
             sources: Vec::new(),
             detectors: Vec::new(),
             listeners: Vec::new(),
+            enrichers: Vec::new(),
         }
     }
 
@@ -298,7 +309,8 @@ impl Runtime {
     /// Runs everything until `shutdown` is cancelled, then shuts down gracefully within the
     /// configured timeout.
     pub async fn run(self, shutdown: CancellationToken) -> RunReport {
-        let Runtime { config, host, state, bus, handle, sources, detectors, listeners } = self;
+        let Runtime { config, host, state, bus, handle, sources, detectors, listeners, enrichers } =
+            self;
 
         let mut listener_tasks = JoinSet::new();
         let mut listener_queues: Vec<SubscriptionCloser> = Vec::new();
@@ -340,7 +352,7 @@ impl Runtime {
             let ctx = SourceContext {
                 name: source.name().into(),
                 host: host.clone(),
-                out: bus.sender_for(component.clone()),
+                out: bus.enriched_sender_for(component.clone(), &enrichers),
                 shutdown: source_token.child_token(),
             };
             let backoff = Backoff::new(config.restart_backoff_initial, config.restart_backoff_max);

@@ -38,3 +38,10 @@ pub mod listeners {
 pub mod respond {
     pub use vigil_respond::*;
 }
+
+/// Enrichment tracers (IP, event, error, network, process) and triggers; register them with
+/// [`RuntimeBuilder::register_enricher`].
+pub mod tracers {
+    pub use vigil_core::{Enricher, enrich_with};
+    pub use vigil_enrich::*;
+}

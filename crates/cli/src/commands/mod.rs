@@ -4,7 +4,10 @@
 
 pub mod bans;
 pub mod conns;
+pub mod errors;
 pub mod filter_test;
+pub mod ip;
+pub mod logs;
 pub mod metrics;
 pub mod parse;
 pub mod ps;

@@ -1,0 +1,62 @@
+//! Vigil's enrichment tracers: the stage between collection and detection (SPEC §4, seed 001),
+//! and trigger-driven analysis chains (SPEC §1, seed 003).
+//!
+//! Each tracer implements [`vigil_core::Enricher`]: the runtime applies the registered tracers to
+//! every source event before the bus shares it, so detectors and listeners see the context and
+//! the trace block (which tracers ran, when, what each found). Tracers are also plain libraries
+//! for the CLI (`vigil ip`, `vigil ips`, `vigil errors`), which feed them parsed log lines.
+//!
+//! - [`ip`]: address classes, per-address activity, an explained 0–100 threat score, the
+//!   block-list (handed to the ban manager as ban requests), subnet patterns, sweeps and the
+//!   reputation export. State is bounded ([`BoundedMap`]).
+//! - [`event`]: related services, a severity score, causality chains and aggregates.
+//! - [`error`]: error categories, details, severity, hints and suggestions, recurring signatures,
+//!   history, and the multi-line joiner for Python tracebacks.
+//! - [`network`] and [`process`]: the host's sockets and processes involved in an event, read
+//!   with vigil-collect's collectors.
+//! - [`trigger`]: configured conditions that request a deeper analysis (hash an executable,
+//!   snapshot a process tree, trace an IP) under priorities, a rate limit and a concurrency limit.
+
+#![deny(missing_docs)]
+
+mod bounded;
+mod config;
+mod duration;
+pub mod error;
+pub mod event;
+pub mod ip;
+pub mod network;
+pub mod process;
+pub mod trigger;
+
+pub use bounded::BoundedMap;
+pub use config::TracersConfig;
+
+/// Appends `tracer`'s record to the trace of `enrichment`. The clock is read once per event:
+/// records after the first share the trace's `traced_at` (tracers of one pass run within
+/// microseconds of each other), which keeps enrichment cheap on the publish path.
+pub fn record(enrichment: &mut vigil_event::Enrichment, tracer: &str, found: serde_json::Value) {
+    let trace = enrichment.trace.get_or_insert_with(|| vigil_event::Trace {
+        traced_at: chrono::Utc::now(),
+        tracers: Vec::with_capacity(4),
+    });
+    let at = trace.traced_at;
+    trace.tracers.push(vigil_event::TracerRecord { tracer: tracer.to_owned(), at, found });
+}
+
+/// What can go wrong building or running a tracer.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EnrichError {
+    /// A configuration value is invalid.
+    #[error("{0}")]
+    Config(String),
+    /// A file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
