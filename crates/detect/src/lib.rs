@@ -33,6 +33,14 @@
 #![deny(missing_docs)]
 
 mod bounded;
+mod duration_text;
+mod error;
+pub mod jail;
+pub mod net;
+mod observation;
 mod report;
 
+pub use error::Error;
+pub use jail::{JailConfig, JailSet, JailsDetector};
+pub use observation::{Observation, action_named};
 pub use report::{ReportConfig, ReportDetector};
