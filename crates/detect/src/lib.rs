@@ -39,8 +39,11 @@ pub mod jail;
 pub mod net;
 mod observation;
 mod report;
+mod sshd;
+mod window;
 
 pub use error::Error;
 pub use jail::{JailConfig, JailSet, JailsDetector};
 pub use observation::{Observation, action_named};
 pub use report::{ReportConfig, ReportDetector};
+pub use sshd::{DayStats, SshdConfig, SshdDetector};
