@@ -87,6 +87,13 @@ enum Command {
     Parse(commands::parse::Args),
     /// Test a fail2ban filter (unchanged) or a regex against a log, like fail2ban-regex.
     FilterTest(commands::filter_test::Args),
+    /// Replay historic log files through the parsers, detectors and jails (a dry run).
+    ///
+    /// Event-time clocks: the result depends only on the files and the configuration. Prints
+    /// the bans and a summary (lines, events, findings, bans), or one JSON object with --json.
+    /// Without --config the jail is fail2ban's default sshd jail (maxretry 5, findtime 10m,
+    /// bantime 10m).
+    Replay(commands::replay::Args),
 }
 
 #[derive(Debug, Subcommand)]
@@ -173,6 +180,10 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::FilterTest(args) => commands::filter_test::run(&args),
+        Command::Replay(args) => match load_config(cli.config.as_deref()) {
+            Ok(config) => commands::replay::run(&args, &config),
+            Err(code) => Ok(code),
+        },
         Command::Config(ConfigCommand::Show) => {
             let config = match load_config(cli.config.as_deref()) {
                 Ok(it) => it,

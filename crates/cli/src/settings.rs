@@ -13,6 +13,7 @@ use std::{collections::BTreeMap, num::NonZeroUsize, path::PathBuf, time::Duratio
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use vigil_detect::ReportConfig;
+use vigil_detect::{JailsConfig, SshdConfig};
 use vigil_listen::{JsonLinesConfig, LogListenerConfig};
 use vigil_runtime::{DropPolicy, RuntimeConfig};
 use vigil_tail::{StartAt, TailConfig};
@@ -33,6 +34,10 @@ pub struct Config {
     pub detectors: DetectorsSection,
     /// Listeners: what happens to dispatched events. Each kind is a table of named instances.
     pub listeners: ListenersSection,
+    /// Jails with fail2ban semantics, by name (`[jails.sshd]`): `maxretry` failures of one
+    /// address within `findtime` ask for a ban of `bantime`. The `sshd` jail is always declared;
+    /// set `enabled = false` in `[jails.sshd]` to turn it off.
+    pub jails: JailsConfig,
 }
 
 /// Agent identity and state.
@@ -404,6 +409,8 @@ impl Default for AgentSourceConfig {
 pub struct DetectorsSection {
     /// Report: a notice for every record it receives, and overall statistics (seed 004).
     pub report: ReportConfig,
+    /// sshd: logins, failed logins per address (`SSHLoginTriesExceeded`), daily statistics.
+    pub sshd: SshdConfig,
 }
 
 /// Built-in listeners: each kind is a table of named instances, e.g.

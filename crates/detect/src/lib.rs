@@ -38,12 +38,14 @@ mod error;
 pub mod jail;
 pub mod net;
 mod observation;
+mod replay;
 mod report;
 mod sshd;
 mod window;
 
 pub use error::Error;
-pub use jail::{JailConfig, JailSet, JailsDetector};
+pub use jail::{JailConfig, JailSet, JailsConfig, JailsDetector};
 pub use observation::{Observation, action_named};
+pub use replay::{MAX_FINDINGS_KEPT, Replay, ReplaySummary};
 pub use report::{ReportConfig, ReportDetector};
 pub use sshd::{DayStats, SshdConfig, SshdDetector};

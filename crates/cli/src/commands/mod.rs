@@ -7,4 +7,5 @@ pub mod filter_test;
 pub mod metrics;
 pub mod parse;
 pub mod ps;
+pub mod replay;
 pub mod table;

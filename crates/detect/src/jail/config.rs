@@ -16,7 +16,7 @@
 //! maxtime = "1w"
 //! ```
 
-use std::time::Duration;
+use std::{collections::BTreeMap, time::Duration};
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -130,5 +130,27 @@ impl JailConfig {
             None => JailFilter::builtin(&self.filter).map_err(|err| bad(err.to_string()))?,
         };
         Ok(Some(Jail::new(name, self, filter, ignore)))
+    }
+}
+
+/// The `[jails]` table: jails by name. fail2ban's default `sshd` jail is always declared; a
+/// `[jails.sshd]` table changes it and `enabled = false` turns it off.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(transparent)]
+pub struct JailsConfig(pub BTreeMap<String, JailConfig>);
+
+impl Default for JailsConfig {
+    fn default() -> Self {
+        JailsConfig([("sshd".to_owned(), JailConfig::default())].into_iter().collect())
+    }
+}
+
+impl JailsConfig {
+    /// The jails in effect: the configured ones, plus the default `sshd` jail when the table
+    /// does not declare it.
+    pub fn effective(&self) -> BTreeMap<String, JailConfig> {
+        let mut jails = self.0.clone();
+        jails.entry("sshd".to_owned()).or_default();
+        jails
     }
 }

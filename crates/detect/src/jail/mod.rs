@@ -14,13 +14,8 @@ mod set;
 #[cfg(test)]
 mod tests;
 
-pub use config::{BantimeIncrement, JailConfig};
+pub use config::{BantimeIncrement, JailConfig, JailsConfig};
 pub use detector::JailsDetector;
 pub use filter::{BUILTIN_FILTERS, JailFilter};
 pub use jail::{Jail, JailStats, MAX_LINE_CHARS};
 pub use set::JailSet;
-
-/// The jails of a configuration with no `[jails]` table: fail2ban's default `sshd` jail.
-pub fn default_jails() -> std::collections::BTreeMap<String, JailConfig> {
-    [("sshd".to_owned(), JailConfig::default())].into_iter().collect()
-}
