@@ -5,6 +5,7 @@
 //! 2 usage or configuration error.
 
 mod agent;
+mod agent_detect;
 mod commands;
 mod config;
 mod logging;
@@ -94,6 +95,9 @@ enum Command {
     /// Without --config the jail is fail2ban's default sshd jail (maxretry 5, findtime 10m,
     /// bantime 10m).
     Replay(commands::replay::Args),
+    /// Show the sshd daily statistics and every detector's statistics, from the state the
+    /// agent saved in its state directory.
+    Report(commands::report::Args),
 }
 
 #[derive(Debug, Subcommand)]
@@ -182,6 +186,10 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::FilterTest(args) => commands::filter_test::run(&args),
         Command::Replay(args) => match load_config(cli.config.as_deref()) {
             Ok(config) => commands::replay::run(&args, &config),
+            Err(code) => Ok(code),
+        },
+        Command::Report(args) => match load_config(cli.config.as_deref()) {
+            Ok(config) => commands::report::run(&args, &config),
             Err(code) => Ok(code),
         },
         Command::Config(ConfigCommand::Show) => {

@@ -200,3 +200,97 @@ fn text_summary_and_exit_codes() {
     let out = vigil(&args);
     assert_eq!(text(&out.stderr), "");
 }
+
+#[allow(clippy::disallowed_methods)]
+fn spawn_agent(dir: &Path, log: &Path) -> std::process::Child {
+    let mut cmd = command(env!("CARGO_BIN_EXE_vigil"));
+    cmd.args(["run", "--print"])
+        .env("VIGIL_AGENT__STATE_DIR", dir.join("vigil"))
+        .env("VIGIL_SOURCES__FILES__AUTH__PATHS", format!("[{:?}]", log.to_str().unwrap()))
+        .env("VIGIL_SOURCES__FILES__AUTH__START_AT", "beginning")
+        .env("VIGIL_SOURCES__FILES__AUTH__POLL_INTERVAL", "20ms")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    cmd.spawn().unwrap()
+}
+
+#[test]
+fn the_agent_bans_and_report_reads_its_saved_state() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("auth.log");
+    let line = |time: &str, message: &str| {
+        format!("<38>1 2026-11-01T{time}Z web1 sshd 42 - - {message}\n")
+    };
+    let mut lines = String::new();
+    lines += &line("08:59:00", "Failed password for alice from 192.0.2.10 port 5000 ssh2");
+    lines += &line("09:00:00", "Accepted password for alice from 192.0.2.10 port 5001 ssh2");
+    for i in 0..5 {
+        lines +=
+            &line(&format!("10:00:0{i}"), "Failed password for root from 203.0.113.9 port 22 ssh2");
+    }
+    std::fs::write(&log, lines).unwrap();
+    let mut child = spawn_agent(dir.path(), &log);
+    let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::sync_channel(1024);
+    std::thread::spawn(move || {
+        for line in stdout.lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let (mut ban, mut finding) = (None, None);
+    while (ban.is_none() || finding.is_none()) && std::time::Instant::now() < deadline {
+        let Ok(line) = rx.recv_timeout(std::time::Duration::from_millis(200)) else { continue };
+        let event: Value = serde_json::from_str(&line).unwrap();
+        if event["kind"] == "ban" {
+            ban = Some(event);
+        } else if event["kind"] == "finding" && event["payload"]["name"] == "SSHLoginTriesExceeded"
+        {
+            finding = Some(event);
+        }
+    }
+    rustix::process::kill_process(
+        rustix::process::Pid::from_child(&child),
+        rustix::process::Signal::TERM,
+    )
+    .unwrap();
+    assert!(child.wait().unwrap().success());
+    let ban = ban.expect("a ban request on the bus");
+    assert_eq!(ban["source"], "jails");
+    assert_eq!(ban["payload"]["stage"], "requested");
+    assert_eq!(ban["payload"]["ip"], "203.0.113.9");
+    assert_eq!(ban["payload"]["at"], "2026-11-01T10:00:04Z");
+    assert_eq!(ban["payload"]["bantime_seconds"], 600);
+    assert_eq!(ban["payload"]["evidence"]["lines"].as_array().unwrap().len(), 5);
+    assert!(finding.is_some(), "SSHLoginTriesExceeded on the bus");
+
+    let out = command(env!("CARGO_BIN_EXE_vigil"))
+        .args(["report", "--day", "2026-11-01", "--json"])
+        .env("VIGIL_AGENT__STATE_DIR", dir.path().join("vigil"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["day"], "2026-11-01");
+    assert_eq!(
+        report["sshd"],
+        serde_json::json!({
+            "successful_logins": 1, "failed_logins": 6, "failed_logins_without_success": 5,
+            "failing_addresses": 2, "addresses_blocked": 0, "tries_exceeded": 1,
+        })
+    );
+    assert_eq!(report["detectors"]["jails"]["jails"]["sshd"]["bans"], 1);
+    assert_eq!(report["detectors"]["jails"]["jails"]["sshd"]["failures"], 6);
+    let text_out = command(env!("CARGO_BIN_EXE_vigil"))
+        .args(["report", "--day", "2026-11-01"])
+        .env("VIGIL_AGENT__STATE_DIR", dir.path().join("vigil"))
+        .output()
+        .unwrap();
+    let shown = text(&text_out.stdout);
+    assert!(shown.starts_with("sshd on 2026-11-01\n  successful logins"), "{shown}");
+    let out = vigil(&["report", "--day", "1st of November"]);
+    assert_eq!(out.status.code(), Some(2));
+}

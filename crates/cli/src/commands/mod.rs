@@ -8,4 +8,5 @@ pub mod metrics;
 pub mod parse;
 pub mod ps;
 pub mod replay;
+pub mod report;
 pub mod table;

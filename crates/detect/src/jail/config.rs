@@ -33,7 +33,7 @@ pub struct JailConfig {
     pub enabled: bool,
     /// The failures, as a built-in action set over the lines vigil-parse reads: `sshd`
     /// (fail2ban's sshd filter, normal mode), `sshd-aggressive`, `nginx-http-auth`,
-    /// `nginx-limit-req`, `nginx-botsearch`, `django-auth`, `recidive`. Ignored when
+    /// `nginx-limit-req`, `nginx-botsearch`, `recidive`. Ignored when
     /// `filter_file` is set.
     pub filter: String,
     /// A fail2ban filter file used unchanged instead of `filter`, with options as fail2ban
