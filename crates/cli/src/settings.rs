@@ -13,7 +13,10 @@ use std::{collections::BTreeMap, num::NonZeroUsize, path::PathBuf, time::Duratio
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use vigil_detect::ReportConfig;
-use vigil_detect::{JailsConfig, SshdConfig};
+use vigil_detect::{
+    IpSweepConfig, JailsConfig, PortScanConfig, RecurringErrorsConfig, ResourceExhaustionConfig,
+    SshdConfig,
+};
 use vigil_listen::{JsonLinesConfig, LogListenerConfig};
 use vigil_runtime::{DropPolicy, RuntimeConfig};
 use vigil_tail::{StartAt, TailConfig};
@@ -411,6 +414,15 @@ pub struct DetectorsSection {
     pub report: ReportConfig,
     /// sshd: logins, failed logins per address (`SSHLoginTriesExceeded`), daily statistics.
     pub sshd: SshdConfig,
+    /// IP sweeps: many addresses of one subnet failing or blocked within a window.
+    pub ip_sweep: IpSweepConfig,
+    /// Port scans: distinct destination ports blocked for one source within a window.
+    pub port_scan: PortScanConfig,
+    /// Resource exhaustion: memory, swap, disk or a process's open files above a threshold for
+    /// a duration.
+    pub resource_exhaustion: ResourceExhaustionConfig,
+    /// Recurring errors: one error signature logged again and again within a window.
+    pub recurring_errors: RecurringErrorsConfig,
 }
 
 /// Built-in listeners: each kind is a table of named instances, e.g.

@@ -61,6 +61,12 @@ fn canonical(ip: &str) -> String {
     }
 }
 
+/// An address (canonical) or a prefix as written.
+fn canonical_or_net(value: &Value) -> String {
+    let text = value.as_str().unwrap();
+    if text.contains('/') { text.to_owned() } else { canonical(text) }
+}
+
 /// `address → first ban time` from the summary's `expected_bans.<mode>`.
 fn expected(summary: &Value, mode: &str) -> BTreeMap<String, String> {
     summary["expected_bans"][mode]["ips"]
@@ -116,8 +122,33 @@ fn bans_equal_the_generators_expected_bans() {
         assert_eq!(ban["jail"], "sshd");
     }
     let findings = got["findings"].as_array().unwrap();
-    assert!(findings.iter().all(|it| it["name"] == "SSHLoginTriesExceeded"));
-    assert!(findings.iter().all(|it| it["evidence"]["lines"].as_array().unwrap().len() == 5));
+    let named = |name: &str, key: &str| -> std::collections::BTreeSet<String> {
+        findings
+            .iter()
+            .filter(|it| it["name"] == name)
+            .map(|it| it["data"][key].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let set = |key: &str| -> std::collections::BTreeSet<String> {
+        summary[key].as_array().unwrap().iter().map(|it| canonical_or_net(it)).collect()
+    };
+    // Every port scanner and every swept /24 is found, and nothing else.
+    let scanners: std::collections::BTreeSet<String> = summary["attackers"]["portscan"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|it| canonical(it.as_str().unwrap()))
+        .collect();
+    assert!(!scanners.is_empty());
+    assert_eq!(named("PortScan", "ip"), scanners);
+    assert_eq!(named("IpSweep", "subnet"), set("subnet_sweep_prefix"));
+    // sshd findings: only addresses that failed, never a legitimate user's address.
+    let legit = set("legit_ips");
+    let tries = named("SSHLoginTriesExceeded", "ip");
+    assert!(!tries.is_empty() && tries.is_disjoint(&legit));
+    for finding in findings.iter().filter(|it| it["name"] == "SSHLoginTriesExceeded") {
+        assert_eq!(finding["evidence"]["lines"].as_array().unwrap().len(), 5);
+    }
 }
 
 #[test]

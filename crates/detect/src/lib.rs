@@ -35,17 +35,27 @@
 mod bounded;
 mod duration_text;
 mod error;
+mod ip_sweep;
 pub mod jail;
+mod line_detector;
 pub mod net;
 mod observation;
+mod port_scan;
+mod recurring_errors;
 mod replay;
 mod report;
+mod resource_exhaustion;
 mod sshd;
 mod window;
 
 pub use error::Error;
+pub use ip_sweep::{IpSweepConfig, IpSweepDetector};
 pub use jail::{JailConfig, JailSet, JailsConfig, JailsDetector};
+pub use line_detector::LineDetector;
 pub use observation::{Observation, action_named};
+pub use port_scan::{PortScanConfig, PortScanDetector};
+pub use recurring_errors::{RecurringErrorsConfig, RecurringErrorsDetector, signature};
 pub use replay::{MAX_FINDINGS_KEPT, Replay, ReplaySummary};
 pub use report::{ReportConfig, ReportDetector};
+pub use resource_exhaustion::{ResourceExhaustionConfig, ResourceExhaustionDetector};
 pub use sshd::{DayStats, SshdConfig, SshdDetector};

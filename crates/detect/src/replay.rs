@@ -9,7 +9,7 @@
 use vigil_event::{Ban, Finding};
 use vigil_parse::Parser;
 
-use crate::{JailSet, Observation, SshdDetector};
+use crate::{JailSet, LineDetector, Observation, SshdDetector};
 
 /// Findings kept for the summary; beyond it they are only counted.
 pub const MAX_FINDINGS_KEPT: usize = 100_000;
@@ -19,6 +19,7 @@ pub struct Replay {
     parser: Box<dyn Parser>,
     jails: JailSet,
     sshd: Option<SshdDetector>,
+    others: Vec<Box<dyn LineDetector>>,
     lines: u64,
     events: u64,
     findings: Vec<Finding>,
@@ -52,12 +53,19 @@ pub struct ReplaySummary {
 }
 
 impl Replay {
-    /// A replay reading lines with `parser` into `jails` and, when given, the sshd detector.
-    pub fn new(parser: Box<dyn Parser>, jails: JailSet, sshd: Option<SshdDetector>) -> Replay {
+    /// A replay reading lines with `parser` into `jails`, the sshd detector when given, and the
+    /// other line detectors.
+    pub fn new(
+        parser: Box<dyn Parser>,
+        jails: JailSet,
+        sshd: Option<SshdDetector>,
+        others: Vec<Box<dyn LineDetector>>,
+    ) -> Replay {
         Replay {
             parser,
             jails,
             sshd,
+            others,
             lines: 0,
             events: 0,
             findings: Vec::new(),
@@ -77,6 +85,9 @@ impl Replay {
         self.jails.observe(&obs, requests);
         if let Some(sshd) = &mut self.sshd {
             sshd.observe(&obs, &mut self.scratch);
+        }
+        for detector in &mut self.others {
+            detector.observe(&obs, &mut self.scratch);
         }
         for finding in self.scratch.drain(..) {
             self.findings_total += 1;

@@ -70,7 +70,8 @@ pub fn run(args: &Args, config: &Config) -> anyhow::Result<ExitCode> {
         Err(err) => return usage(err.to_string()),
     };
     let sshd = config.detectors.sshd.build();
-    let mut replay = Replay::new(Format::Auto.parser(clock), jails, sshd);
+    let others = crate::agent_detect::line_detectors(config);
+    let mut replay = Replay::new(Format::Auto.parser(clock), jails, sshd, others);
 
     let total_bytes: u64 =
         args.files.iter().filter_map(|it| std::fs::metadata(it).ok()).map(|it| it.len()).sum();
