@@ -130,7 +130,7 @@ fn bans_equal_the_generators_expected_bans() {
             .collect()
     };
     let set = |key: &str| -> std::collections::BTreeSet<String> {
-        summary[key].as_array().unwrap().iter().map(|it| canonical_or_net(it)).collect()
+        summary[key].as_array().unwrap().iter().map(canonical_or_net).collect()
     };
     // Every port scanner and every swept /24 is found, and nothing else.
     let scanners: std::collections::BTreeSet<String> = summary["attackers"]["portscan"]

@@ -117,7 +117,7 @@ pub fn run(args: &Args, config: &Config) -> anyhow::Result<ExitCode> {
                 }
             }
             read_bytes += line.len() as u64 + 1;
-            if replay.lines() % 65_536 == 0 {
+            if replay.lines().is_multiple_of(65_536) {
                 bar.set_position(read_bytes);
             }
             true

@@ -64,6 +64,6 @@ impl Detector for JailsDetector {
     }
 
     fn restore_state(&mut self, state: Value) -> Result<(), ComponentError> {
-        self.jails.restore(state).map_err(ComponentError::msg)
+        self.jails.restore(&state).map_err(ComponentError::msg)
     }
 }

@@ -297,8 +297,7 @@ impl Jail {
                 self.failures.insert(crate::net::canonical(ip), failures.into());
             }
         }
-        self.bans =
-            saved.bans.into_iter().take(self.max_remembered).map(|(ip, r)| (ip, r)).collect();
+        self.bans = saved.bans.into_iter().take(self.max_remembered).collect();
         self.stats = saved.stats;
         Ok(())
     }

@@ -84,7 +84,7 @@ impl JailSet {
 
     /// Restores what [`JailSet::save`] wrote; jails no longer configured are ignored and new
     /// ones start empty.
-    pub fn restore(&mut self, state: Value) -> Result<(), String> {
+    pub fn restore(&mut self, state: &Value) -> Result<(), String> {
         if state.get("version").and_then(Value::as_u64) != Some(1) {
             return Err("invalid jails state: expected version 1".into());
         }

@@ -25,6 +25,7 @@ fn failed(ip: &str, secs: u32) -> String {
 }
 
 fn jail(config: JailConfig) -> JailSet {
+    #![allow(clippy::needless_pass_by_value)] // Tests build configurations inline.
     JailSet::new(vec![config.build("sshd").unwrap().unwrap()])
 }
 

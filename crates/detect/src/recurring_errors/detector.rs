@@ -49,7 +49,7 @@ impl RecurringErrorsDetector {
 
 impl LineDetector for RecurringErrorsDetector {
     fn observe(&mut self, obs: &Observation<'_>, out: &mut Vec<Finding>) {
-        if !obs.level.is_some_and(|it| it <= Level::Error) {
+        if obs.level.is_none_or(|it| it > Level::Error) {
             return;
         }
         self.errors += 1;

@@ -70,13 +70,11 @@ impl ResourceExhaustionDetector {
         }
         if !self.episodes.contains_key(&s.key)
             && self.episodes.len() >= self.config.max_tracked.max(1)
-        {
-            if let Some(oldest) =
+            && let Some(oldest) =
                 self.episodes.iter().min_by_key(|(_, e)| e.last_ms).map(|(k, _)| k.clone())
-            {
-                self.episodes.remove(&oldest);
-                self.evicted += 1;
-            }
+        {
+            self.episodes.remove(&oldest);
+            self.evicted += 1;
         }
         let episode = self.episodes.entry(s.key.clone()).or_insert(Episode {
             since_ms: at_ms,
