@@ -24,7 +24,7 @@ pub struct IpSweepDetector {
     window_ms: i64,
     prefix_v4: u8,
     prefix_v6: u8,
-    subnets: Windows<String, IpAddr>,
+    subnets: Windows<(IpAddr, u8), IpAddr>,
     hostile: u64,
     sweeps: u64,
 }
@@ -53,20 +53,26 @@ fn hostile(action: Option<Action>) -> bool {
     )
 }
 
-/// The subnet of `ip` as `a.b.c.0/24` (or the IPv6 equivalent).
-pub(crate) fn subnet(ip: IpAddr, prefix_v4: u8, prefix_v6: u8) -> String {
+/// The subnet of `ip`: its network address and prefix length.
+pub(crate) fn network(ip: IpAddr, prefix_v4: u8, prefix_v6: u8) -> (IpAddr, u8) {
     match ip {
         IpAddr::V4(v4) => {
-            let len = u32::from(prefix_v4.min(32));
-            let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
-            format!("{}/{len}", std::net::Ipv4Addr::from(u32::from(v4) & mask))
+            let len = prefix_v4.min(32);
+            let mask = if len == 0 { 0 } else { u32::MAX << (32 - u32::from(len)) };
+            (IpAddr::V4(std::net::Ipv4Addr::from(u32::from(v4) & mask)), len)
         }
         IpAddr::V6(v6) => {
-            let len = u32::from(prefix_v6.min(128));
-            let mask = if len == 0 { 0 } else { u128::MAX << (128 - len) };
-            format!("{}/{len}", std::net::Ipv6Addr::from(u128::from(v6) & mask))
+            let len = prefix_v6.min(128);
+            let mask = if len == 0 { 0 } else { u128::MAX << (128 - u32::from(len)) };
+            (IpAddr::V6(std::net::Ipv6Addr::from(u128::from(v6) & mask)), len)
         }
     }
+}
+
+/// The subnet of `ip` as `a.b.c.0/24` (or the IPv6 equivalent).
+pub(crate) fn subnet(ip: IpAddr, prefix_v4: u8, prefix_v6: u8) -> String {
+    let (net, len) = network(ip, prefix_v4, prefix_v6);
+    format!("{net}/{len}")
 }
 
 impl IpSweepDetector {
@@ -103,8 +109,9 @@ impl LineDetector for IpSweepDetector {
         }
         let Some(ip) = obs.ip else { return };
         self.hostile += 1;
-        let net = subnet(ip, self.prefix_v4, self.prefix_v6);
-        let Some(items) = self.subnets.add(net.clone(), obs.at_ms, ip, obs.line) else { return };
+        let key = network(ip, self.prefix_v4, self.prefix_v6);
+        let Some(items) = self.subnets.add(key, obs.at_ms, ip, obs.line) else { return };
+        let net = format!("{}/{}", key.0, key.1);
         self.sweeps += 1;
         let mut addresses: Vec<IpAddr> = items.iter().map(|it| it.value).collect();
         addresses.sort_unstable();
@@ -170,7 +177,7 @@ impl Detector for IpSweepDetector {
         }
         let bad =
             |err: serde_json::Error| ComponentError::msg(format!("invalid ip_sweep state: {err}"));
-        let subnets: SavedWindows<String, IpAddr> =
+        let subnets: SavedWindows<(IpAddr, u8), IpAddr> =
             serde_json::from_value(state["subnets"].clone()).map_err(bad)?;
         self.subnets.restore(subnets);
         self.hostile = state["hostile"].as_u64().unwrap_or(0);

@@ -110,6 +110,8 @@ pub struct SshdDetector {
     totals: Totals,
     /// The zone offset of the last line, for the day of ban decisions.
     offset: i32,
+    /// The last day computed: its start and end (ms, local midnight to midnight) and name.
+    day_cache: Option<(i64, i64, i32, String)>,
 }
 
 impl SshdDetector {
@@ -131,6 +133,7 @@ impl SshdDetector {
             days: BTreeMap::new(),
             totals: Totals::default(),
             offset: 0,
+            day_cache: None,
         }
     }
 
@@ -184,7 +187,7 @@ impl SshdDetector {
         }
         let Some(items) = self.tries.add(ip, obs.at_ms, (), obs.line) else { return };
         self.totals.tries_exceeded += 1;
-        let day_key = day_of(obs.at_ms, obs.utc_offset_seconds);
+        let day_key = self.day_key(obs.at_ms, obs.utc_offset_seconds);
         self.day(day_key).tries_exceeded += 1;
         let window_s = self.window_ms / 1000;
         let evidence = Evidence {
@@ -210,7 +213,8 @@ impl SshdDetector {
     /// Counts a ban decision in its day's blocked addresses.
     pub fn ban_decided(&mut self, ip: &str, at: DateTime<Utc>) {
         let max_keys = self.max_keys;
-        let day = self.day(day_of(at.timestamp_millis(), self.offset));
+        let key = self.day_key(at.timestamp_millis(), self.offset);
+        let day = self.day(key);
         if !day.blocked.contains(ip) {
             if day.blocked.len() < max_keys {
                 day.blocked.insert(ip.to_owned());
@@ -218,6 +222,21 @@ impl SshdDetector {
                 day.blocked_other += 1;
             }
         }
+    }
+
+    /// The name of the day of `at_ms` in the zone `offset`, computed once per day.
+    fn day_key(&mut self, at_ms: i64, offset: i32) -> String {
+        if let Some((start, end, zone, key)) = &self.day_cache
+            && *zone == offset
+            && (*start..*end).contains(&at_ms)
+        {
+            return key.clone();
+        }
+        let key = day_of(at_ms, offset);
+        let local_ms = at_ms + i64::from(offset) * 1000;
+        let start = local_ms.div_euclid(86_400_000) * 86_400_000 - i64::from(offset) * 1000;
+        self.day_cache = Some((start, start + 86_400_000, offset, key.clone()));
+        key
     }
 
     fn day(&mut self, key: String) -> &mut DayStats {

@@ -107,3 +107,18 @@ fn ban_decisions_on_the_bus_count_as_blocked_addresses() {
         Payload::Ban(Ban::request("198.51.100.4", "sshd", at))
     )));
 }
+
+#[test]
+fn days_are_calendar_days_in_the_zone_the_lines_were_written_in() {
+    let mut sshd = SshdConfig::default().build().unwrap();
+    let lines = [
+        "<38>1 2026-11-01T23:30:00+01:00 web1 sshd 42 - - Failed password for root from 203.0.113.9 port 22 ssh2",
+        "<38>1 2026-11-02T00:30:00+01:00 web1 sshd 42 - - Failed password for root from 203.0.113.9 port 22 ssh2",
+        "<38>1 2026-11-01T23:45:00Z web1 sshd 42 - - Failed password for root from 203.0.113.9 port 22 ssh2",
+    ];
+    run(&mut sshd, &lines);
+    let failed = |day| sshd.day_report(day).map(|it| it["failed_logins"].clone());
+    // 23:30+01:00 is 22:30Z on the 1st, 00:30+01:00 is on the 2nd locally, 23:45Z on the 1st.
+    assert_eq!(failed("2026-11-01"), Some(json!(2)));
+    assert_eq!(failed("2026-11-02"), Some(json!(1)));
+}
