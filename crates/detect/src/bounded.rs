@@ -90,6 +90,10 @@ impl BoundedCounts {
 
 /// The longest prefix of `text` with at most `max` characters.
 pub(crate) fn truncate_chars(text: &str, max: usize) -> &str {
+    // A text of at most `max` bytes has at most `max` characters: no need to count them.
+    if text.len() <= max {
+        return text;
+    }
     match text.char_indices().nth(max) {
         Some((idx, _)) => &text[..idx],
         None => text,

@@ -104,8 +104,17 @@ impl<K: Eq + Hash + Clone, V: PartialEq + Clone> Windows<K, V> {
         if distinct && let Some(pos) = entry.items.iter().position(|it| it.value == value) {
             entry.items.remove(pos);
         }
-        let line = truncate_chars(line, MAX_LINE_CHARS).to_owned();
-        entry.items.push_back(Item { at_ms: at, value, line });
+        let line = truncate_chars(line, MAX_LINE_CHARS);
+        if entry.items.len() >= threshold
+            && let Some(mut oldest) = entry.items.pop_front()
+        {
+            // A full window: the oldest item's buffer takes the new line (no allocation).
+            oldest.line.clear();
+            oldest.line.push_str(line);
+            entry.items.push_back(Item { at_ms: at, value, line: oldest.line });
+        } else {
+            entry.items.push_back(Item { at_ms: at, value, line: line.to_owned() });
+        }
         while entry.items.len() > threshold {
             entry.items.pop_front();
         }

@@ -111,7 +111,7 @@ impl LineDetector for IpSweepDetector {
         self.hostile += 1;
         let key = network(ip, self.prefix_v4, self.prefix_v6);
         let Some(items) = self.subnets.add(key, obs.at_ms, ip, obs.line) else { return };
-        let net = format!("{}/{}", key.0, key.1);
+        let net = subnet(ip, self.prefix_v4, self.prefix_v6);
         self.sweeps += 1;
         let mut addresses: Vec<IpAddr> = items.iter().map(|it| it.value).collect();
         addresses.sort_unstable();

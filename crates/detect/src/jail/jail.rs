@@ -163,10 +163,17 @@ impl Jail {
             self.make_room(at);
         }
         let window = self.failures.entry(ip).or_default();
-        window.push_back(Failure {
-            at_ms: at,
-            line: truncate_chars(obs.line, MAX_LINE_CHARS).to_owned(),
-        });
+        let line = truncate_chars(obs.line, MAX_LINE_CHARS);
+        if window.len() >= self.maxretry
+            && let Some(mut oldest) = window.pop_front()
+        {
+            // A full window: the oldest failure's buffer takes the new line (no allocation).
+            oldest.line.clear();
+            oldest.line.push_str(line);
+            window.push_back(Failure { at_ms: at, line: oldest.line });
+        } else {
+            window.push_back(Failure { at_ms: at, line: line.to_owned() });
+        }
         while window.len() > self.maxretry {
             window.pop_front();
         }
