@@ -238,3 +238,45 @@ proptest! {
         prop_assert_eq!(set.jails()[0].stats().ignored, lines.len() as u64);
     }
 }
+
+#[test]
+fn the_toml_shape_with_durations_and_the_default_sshd_jail() {
+    let text = r#"
+        [web]
+        filter = "nginx-http-auth"
+        maxretry = 3
+        findtime = "1h"
+        bantime = "1d"
+        ignoreip = ["10.0.0.0/8"]
+        bantime_increment = { enabled = true, factor = 2.0, maxtime = "4w" }
+    "#;
+    let jails: JailsConfig = toml::from_str(text).unwrap();
+    let web = &jails.0["web"];
+    assert_eq!((web.maxretry, web.findtime.as_secs(), web.bantime.as_secs()), (3, 3600, 86_400));
+    assert_eq!(web.bantime_increment.maxtime.as_secs(), 28 * 86_400);
+    // Declaring another jail keeps fail2ban's default sshd jail.
+    let effective = jails.effective();
+    assert_eq!(effective.keys().collect::<Vec<_>>(), ["sshd", "web"]);
+    assert_eq!(effective["sshd"], JailConfig::default());
+    let err = toml::from_str::<JailsConfig>("[sshd]\nmax_retry = 3\n").unwrap_err();
+    assert!(err.to_string().contains("unknown field `max_retry`"), "{err}");
+    let err = toml::from_str::<JailsConfig>("[sshd]\nfindtime = \"10 parsecs\"\n").unwrap_err();
+    assert!(err.to_string().contains("invalid duration"), "{err}");
+    assert_eq!(JailSet::build(&effective).unwrap().jails().len(), 2);
+}
+
+#[test]
+fn restored_state_is_cut_to_the_configured_bounds() {
+    let mut big = jail(JailConfig { max_tracked: 1000, ..JailConfig::default() });
+    let lines: Vec<String> = (0..50u32).map(|i| failed(&format!("192.0.2.{i}"), i)).collect();
+    feed(&mut big, &lines);
+    let saved = big.save();
+    let mut small = jail(JailConfig { max_tracked: 10, ..JailConfig::default() });
+    small.restore(&saved).unwrap();
+    assert_eq!(small.jails()[0].tracked(), 10);
+    assert!(
+        small
+            .restore(&serde_json::json!({"version": 1, "jails": {"sshd": {"failures": 3}}}))
+            .is_err()
+    );
+}
