@@ -57,7 +57,11 @@ pub(crate) struct Windows<K, V> {
     distinct: bool,
     pub(crate) evicted: u64,
     pub(crate) suppressed: u64,
+    added: u64,
 }
+
+/// Keys whose window closed are dropped every this many additions.
+const PURGE_EVERY: u64 = 4096;
 
 /// The saved form.
 #[derive(Serialize, Deserialize)]
@@ -83,6 +87,7 @@ impl<K: Eq + Hash + Clone, V: PartialEq + Clone> Windows<K, V> {
             distinct,
             evicted: 0,
             suppressed: 0,
+            added: 0,
         }
     }
 
@@ -93,6 +98,12 @@ impl<K: Eq + Hash + Clone, V: PartialEq + Clone> Windows<K, V> {
 
     /// Counts one occurrence; the counted items when the threshold is crossed.
     pub(crate) fn add(&mut self, key: K, at: i64, value: V, line: &str) -> Option<Vec<Item<V>>> {
+        self.added = self.added.wrapping_add(1);
+        if self.added.is_multiple_of(PURGE_EVERY) {
+            // Keys whose window and quiet time are over hold nothing that matters any more.
+            let since = at.saturating_sub(self.window_ms);
+            self.entries.retain(|_, e| e.last_activity() >= since);
+        }
         if !self.entries.contains_key(&key) && self.entries.len() >= self.max_keys {
             self.make_room(at);
         }

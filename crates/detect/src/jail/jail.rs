@@ -37,6 +37,9 @@ use crate::{
 /// Longest evidence line kept, in characters.
 pub const MAX_LINE_CHARS: usize = 1024;
 
+/// Closed windows are dropped every this many failures.
+const PURGE_EVERY: u64 = 4096;
+
 /// One counted failure.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Failure {
@@ -159,6 +162,11 @@ impl Jail {
         }
         self.stats.failures += 1;
         let at = obs.at_ms;
+        if self.stats.failures.is_multiple_of(PURGE_EVERY) {
+            // Windows that closed hold nothing that can count again.
+            let since = at.saturating_sub(self.findtime_ms);
+            self.failures.retain(|_, w| w.back().is_some_and(|it| it.at_ms >= since));
+        }
         if !self.failures.contains_key(&ip) && self.failures.len() >= self.max_tracked {
             self.make_room(at);
         }
