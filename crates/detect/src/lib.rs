@@ -11,8 +11,14 @@
 //! `build` returns the detector, or `None` when it is disabled) and the detector type
 //! (`<Name>Detector`, whose `filter` is the filter to register it with).
 //!
-//! The first detector is [`ReportDetector`], which dispatches a notice for every record and
-//! counts what it sees:
+//! The detectors: [`JailsDetector`] (every `[jails.<name>]` jail, fail2ban semantics, `ban`
+//! requests with evidence), [`SshdDetector`] (logins, `SSHLoginTriesExceeded`, daily
+//! statistics), [`PortScanDetector`], [`IpSweepDetector`], [`RecurringErrorsDetector`],
+//! [`ResourceExhaustionDetector`], and [`ReportDetector`]. The line-reading ones also take a
+//! borrowed [`Observation`] ([`LineDetector`]), which [`Replay`] feeds straight from the parser
+//! for `vigil replay`; every finding carries its evidence (rule, window, count, lines).
+//!
+//! [`ReportDetector`] dispatches a notice for every record and counts what it sees:
 //!
 //! ```
 //! use vigil_core::{Detector, DetectorContext};
