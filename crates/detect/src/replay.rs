@@ -121,3 +121,57 @@ impl Replay {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+    use vigil_parse::{Clock, Format};
+
+    use super::*;
+    use crate::{
+        IpSweepConfig, JailsConfig, PortScanConfig, RecurringErrorsConfig, SshdConfig, net::IpNet,
+    };
+
+    fn replay() -> Replay {
+        let parser = Format::Auto.parser(Clock::utc_at("2026-11-23T12:00:00Z".parse().unwrap()));
+        let jails = JailSet::build(&JailsConfig::default().effective()).unwrap();
+        let others: Vec<Box<dyn LineDetector>> = vec![
+            Box::new(PortScanConfig::default().build().unwrap()),
+            Box::new(IpSweepConfig::default().build().unwrap()),
+            Box::new(RecurringErrorsConfig::default().build().unwrap()),
+        ];
+        Replay::new(parser, jails, SshdConfig::default().build(), others)
+    }
+
+    proptest! {
+        /// Any input, including hostile user names and broken lines, is read without a panic,
+        /// and text that is not an address is never taken for one.
+        #[test]
+        fn any_line_is_read_without_panicking(lines in proptest::collection::vec(".{0,200}", 1..20)) {
+            let mut replay = replay();
+            let mut requests = Vec::new();
+            for line in &lines {
+                replay.line(line, &mut requests);
+                let _ = line.parse::<IpNet>();
+                let _ = crate::signature("x", line);
+            }
+            prop_assert_eq!(replay.lines(), lines.len() as u64);
+            prop_assert!(requests.iter().all(|it| it.ip.parse::<std::net::IpAddr>().is_ok()));
+        }
+
+        /// Hostile sshd lines with arbitrary user names: only the address in sshd's own position
+        /// is ever banned.
+        #[test]
+        fn user_names_never_plant_an_address(user in "[ -~]{0,60}") {
+            let mut replay = replay();
+            let mut requests = Vec::new();
+            for i in 0..6 {
+                let line = format!(
+                    "Nov  1 00:00:0{i} web1 sshd[9]: Failed password for invalid user {user} from 203.0.113.9 port 4000 ssh2"
+                );
+                replay.line(&line, &mut requests);
+            }
+            prop_assert!(requests.iter().all(|it| it.ip == "203.0.113.9"), "{:?}", requests);
+        }
+    }
+}
