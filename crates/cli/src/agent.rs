@@ -209,6 +209,7 @@ fn register_detectors(builder: &mut RuntimeBuilder, config: &Config) -> anyhow::
     if let Some(report) = detectors.report.build() {
         builder.register_detector(Box::new(report), detectors.report.filter.clone())?;
     }
+    crate::agent_detect::register(builder, config)?;
     Ok(())
 }
 

@@ -5,6 +5,7 @@
 //! 2 usage or configuration error.
 
 mod agent;
+mod agent_detect;
 mod commands;
 mod config;
 mod logging;
@@ -109,6 +110,16 @@ enum Command {
     /// Find errors in logs: categories with severity, details, recurring signatures, root-cause
     /// hints and recovery suggestions. Multi-line Python tracebacks count as one error.
     Errors(commands::errors::Args),
+    /// Replay historic log files through the parsers, detectors and jails (a dry run).
+    ///
+    /// Event-time clocks: the result depends only on the files and the configuration. Prints
+    /// the bans and a summary (lines, events, findings, bans), or one JSON object with --json.
+    /// Without --config the jail is fail2ban's default sshd jail (maxretry 5, findtime 10m,
+    /// bantime 10m).
+    Replay(commands::replay::Args),
+    /// Show the sshd daily statistics and every detector's statistics, from the state the
+    /// agent saved in its state directory.
+    Report(commands::report::Args),
 }
 
 #[derive(Debug, Subcommand)]
@@ -206,6 +217,14 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Ip(args) => commands::ip::run_ip(&args, cli.config.as_deref()),
         Command::Ips(args) => commands::ip::run_ips(&args, cli.config.as_deref()),
         Command::Errors(args) => commands::errors::run(&args),
+        Command::Replay(args) => match load_config(cli.config.as_deref()) {
+            Ok(config) => commands::replay::run(&args, &config),
+            Err(code) => Ok(code),
+        },
+        Command::Report(args) => match load_config(cli.config.as_deref()) {
+            Ok(config) => commands::report::run(&args, &config),
+            Err(code) => Ok(code),
+        },
         Command::Config(ConfigCommand::Show) => {
             let config = match load_config(cli.config.as_deref()) {
                 Ok(it) => it,

@@ -13,6 +13,10 @@ use std::{collections::BTreeMap, num::NonZeroUsize, path::PathBuf, time::Duratio
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use vigil_detect::ReportConfig;
+use vigil_detect::{
+    IpSweepConfig, JailsConfig, PortScanConfig, RecurringErrorsConfig, ResourceExhaustionConfig,
+    SshdConfig,
+};
 use vigil_listen::{CsvConfig, ExecConfig, Template, WebhookConfig, WebhookFormat};
 use vigil_listen::{JsonLinesConfig, LogListenerConfig};
 use vigil_runtime::{DropPolicy, RuntimeConfig};
@@ -43,6 +47,10 @@ pub struct Config {
     /// a deeper analysis (hash the executable, snapshot the process tree, trace an IP), with a
     /// priority and rate and concurrency limits; results go into the event's trace.
     pub triggers: BTreeMap<String, vigil_enrich::trigger::TriggerConfig>,
+    /// Jails with fail2ban semantics, by name (`[jails.sshd]`): `maxretry` failures of one
+    /// address within `findtime` ask for a ban of `bantime`. The `sshd` jail is always declared;
+    /// set `enabled = false` in `[jails.sshd]` to turn it off.
+    pub jails: JailsConfig,
 }
 
 /// Agent identity and state.
@@ -414,6 +422,17 @@ impl Default for AgentSourceConfig {
 pub struct DetectorsSection {
     /// Report: a notice for every record it receives, and overall statistics (seed 004).
     pub report: ReportConfig,
+    /// sshd: logins, failed logins per address (`SSHLoginTriesExceeded`), daily statistics.
+    pub sshd: SshdConfig,
+    /// IP sweeps: many addresses of one subnet failing or blocked within a window.
+    pub ip_sweep: IpSweepConfig,
+    /// Port scans: distinct destination ports blocked for one source within a window.
+    pub port_scan: PortScanConfig,
+    /// Resource exhaustion: memory, swap, disk or a process's open files above a threshold for
+    /// a duration.
+    pub resource_exhaustion: ResourceExhaustionConfig,
+    /// Recurring errors: one error signature logged again and again within a window.
+    pub recurring_errors: RecurringErrorsConfig,
 }
 
 /// Built-in listeners: each kind is a table of named instances, e.g.

@@ -42,6 +42,16 @@ impl BoundedCounts {
         }
     }
 
+    /// Removes `key`, returning its count (0 when it was not tracked).
+    pub(crate) fn remove(&mut self, key: &str) -> u64 {
+        self.counts.remove(truncate_chars(key, MAX_KEY_CHARS)).unwrap_or(0)
+    }
+
+    /// The sum of every count, the overflow bucket included.
+    pub(crate) fn total(&self) -> u64 {
+        self.counts.values().fold(self.other, |sum, n| sum.saturating_add(*n))
+    }
+
     /// Number of distinct keys tracked (the overflow bucket excluded).
     #[cfg(test)]
     pub(crate) fn n_keys(&self) -> usize {
@@ -80,6 +90,10 @@ impl BoundedCounts {
 
 /// The longest prefix of `text` with at most `max` characters.
 pub(crate) fn truncate_chars(text: &str, max: usize) -> &str {
+    // A text of at most `max` bytes has at most `max` characters: no need to count them.
+    if text.len() <= max {
+        return text;
+    }
     match text.char_indices().nth(max) {
         Some((idx, _)) => &text[..idx],
         None => text,

@@ -11,8 +11,14 @@
 //! `build` returns the detector, or `None` when it is disabled) and the detector type
 //! (`<Name>Detector`, whose `filter` is the filter to register it with).
 //!
-//! The first detector is [`ReportDetector`], which dispatches a notice for every record and
-//! counts what it sees:
+//! The detectors: [`JailsDetector`] (every `[jails.<name>]` jail, fail2ban semantics, `ban`
+//! requests with evidence), [`SshdDetector`] (logins, `SSHLoginTriesExceeded`, daily
+//! statistics), [`PortScanDetector`], [`IpSweepDetector`], [`RecurringErrorsDetector`],
+//! [`ResourceExhaustionDetector`], and [`ReportDetector`]. The line-reading ones also take a
+//! borrowed [`Observation`] ([`LineDetector`]), which [`Replay`] feeds straight from the parser
+//! for `vigil replay`; every finding carries its evidence (rule, window, count, lines).
+//!
+//! [`ReportDetector`] dispatches a notice for every record and counts what it sees:
 //!
 //! ```
 //! use vigil_core::{Detector, DetectorContext};
@@ -33,6 +39,29 @@
 #![deny(missing_docs)]
 
 mod bounded;
+mod duration_text;
+mod error;
+mod ip_sweep;
+pub mod jail;
+mod line_detector;
+pub mod net;
+mod observation;
+mod port_scan;
+mod recurring_errors;
+mod replay;
 mod report;
+mod resource_exhaustion;
+mod sshd;
+mod window;
 
+pub use error::Error;
+pub use ip_sweep::{IpSweepConfig, IpSweepDetector};
+pub use jail::{JailConfig, JailSet, JailsConfig, JailsDetector};
+pub use line_detector::LineDetector;
+pub use observation::{Observation, action_named};
+pub use port_scan::{PortScanConfig, PortScanDetector};
+pub use recurring_errors::{RecurringErrorsConfig, RecurringErrorsDetector, signature};
+pub use replay::{MAX_FINDINGS_KEPT, Replay, ReplaySummary};
 pub use report::{ReportConfig, ReportDetector};
+pub use resource_exhaustion::{ResourceExhaustionConfig, ResourceExhaustionDetector};
+pub use sshd::{DayStats, SshdConfig, SshdDetector};

@@ -11,4 +11,6 @@ pub mod logs;
 pub mod metrics;
 pub mod parse;
 pub mod ps;
+pub mod replay;
+pub mod report;
 pub mod table;

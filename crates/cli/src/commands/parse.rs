@@ -86,14 +86,15 @@ pub struct Args {
     now: Option<String>,
 }
 
+/// Counts of a read (shared with `vigil replay`, which reads files the same way).
 #[derive(Debug, Default)]
-struct Totals {
+pub(crate) struct Totals {
     lines: u64,
     recognised: u64,
     no_action: u64,
     per_action: Vec<u64>,
-    invalid_utf8: u64,
-    truncated: u64,
+    pub(crate) invalid_utf8: u64,
+    pub(crate) truncated: u64,
 }
 
 /// Runs `vigil parse`.
@@ -192,7 +193,7 @@ fn clock(args: &Args) -> anyhow::Result<Clock> {
 ///
 /// Whole blocks of complete lines are checked as UTF-8 at once (one pass, then each line is a
 /// slice of the checked text); a block that fails is decoded line by line, lossily.
-fn for_each_line(
+pub(crate) fn for_each_line(
     mut input: impl Read,
     totals: &mut Totals,
     mut f: impl FnMut(u64, &str, &mut Totals) -> bool,

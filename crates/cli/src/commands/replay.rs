@@ -1,0 +1,273 @@
+//! `vigil replay FILE…`: the whole detection pipeline over historic files — parse, detectors,
+//! ban decisions (always a dry run) — as fast as the machine allows, with event-time clocks so
+//! the result depends only on the files and the configuration.
+//!
+//! Files are read in large blocks and each line is parsed once in place (see `vigil parse`);
+//! detectors read the borrowed line, so lines no detector counts cost only their parse. A
+//! progress bar shows on a terminal (standard error), never when piped.
+
+use std::{
+    fs::File,
+    io::{self, IsTerminal, Read, Write},
+    net::IpAddr,
+    path::PathBuf,
+    process::ExitCode,
+};
+
+use serde::Serialize;
+use vigil_core::event::{Ban, BanStage, Finding};
+use vigil_detect::{JailSet, Replay, ReplaySummary};
+use vigil_parse::{Clock, Format};
+
+use crate::{commands::parse::for_each_line, settings::Config};
+
+/// Arguments of `vigil replay`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Log files to replay, in order; `-` reads standard input.
+    #[arg(value_name = "FILE", required = true)]
+    files: Vec<PathBuf>,
+    /// Run only this jail (repeat for several); the default runs every enabled jail.
+    #[arg(long, value_name = "NAME")]
+    jail: Vec<String>,
+    /// Print one JSON object: lines, events, findings, bans (ip, jail, at, until, failures).
+    #[arg(long)]
+    json: bool,
+    /// The time year-less timestamps are completed against, RFC 3339 (default: the newest
+    /// modification time of the files, so a replay gives the same result whenever it runs).
+    #[arg(long, value_name = "RFC3339")]
+    now: Option<String>,
+    /// Zone of timestamps written without one (default: the system's), e.g. Europe/Berlin.
+    #[arg(long, value_name = "ZONE")]
+    tz: Option<String>,
+}
+
+/// Runs `vigil replay`.
+pub fn run(args: &Args, config: &Config) -> anyhow::Result<ExitCode> {
+    let usage = |message: String| {
+        eprintln!("error: {message}");
+        Ok(ExitCode::from(crate::EXIT_USAGE))
+    };
+    let clock = match clock(args) {
+        Ok(it) => it,
+        Err(err) => return usage(format!("{err:#}")),
+    };
+    let mut jails = config.jails.effective();
+    if !args.jail.is_empty() {
+        for name in &args.jail {
+            match jails.get_mut(name) {
+                Some(jail) => jail.enabled = true,
+                None => {
+                    let known: Vec<&str> = jails.keys().map(String::as_str).collect();
+                    return usage(format!("no jail {name:?} (jails: {})", known.join(", ")));
+                }
+            }
+        }
+        jails.retain(|name, _| args.jail.contains(name));
+    }
+    let jails = match JailSet::build(&jails) {
+        Ok(it) => it,
+        Err(err) => return usage(err.to_string()),
+    };
+    let sshd = config.detectors.sshd.build();
+    let others = crate::agent_detect::line_detectors(config);
+    let mut replay = Replay::new(Format::Auto.parser(clock), jails, sshd, others);
+
+    let total_bytes: u64 =
+        args.files.iter().filter_map(|it| std::fs::metadata(it).ok()).map(|it| it.len()).sum();
+    let bar = if io::stderr().is_terminal() && !args.files.iter().any(|it| it.as_os_str() == "-") {
+        let bar = indicatif::ProgressBar::new(total_bytes);
+        let style = indicatif::ProgressStyle::with_template(
+            "{bar:40} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
+        );
+        if let Ok(style) = style {
+            bar.set_style(style);
+        }
+        bar
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+
+    let mut bans = Vec::new();
+    let mut requests = Vec::new();
+    let mut failed = false;
+    let mut totals = super::parse::Totals::default();
+    let mut read_bytes = 0u64;
+    for path in &args.files {
+        let input: Box<dyn Read> = if path.as_os_str() == "-" {
+            Box::new(io::stdin().lock())
+        } else {
+            match File::open(path) {
+                Ok(it) => Box::new(it),
+                Err(err) => {
+                    bar.suspend(|| eprintln!("error: cannot read {}: {err}", path.display()));
+                    failed = true;
+                    continue;
+                }
+            }
+        };
+        let res = for_each_line(input, &mut totals, |_, line, _| {
+            replay.line(line, &mut requests);
+            if !requests.is_empty() {
+                for ban in decide_bans(requests.drain(..)) {
+                    if ban.stage == BanStage::Banned {
+                        replay.ban_decided(&ban);
+                        bans.push(ban);
+                    }
+                }
+            }
+            read_bytes += line.len() as u64 + 1;
+            if replay.lines().is_multiple_of(65_536) {
+                bar.set_position(read_bytes);
+            }
+            true
+        });
+        if let Err(err) = res {
+            bar.suspend(|| eprintln!("error: cannot read {}: {err}", path.display()));
+            failed = true;
+        }
+    }
+    bar.finish_and_clear();
+    let summary = replay.finish();
+    let printed = if args.json { print_json(&summary, &bans) } else { print_text(&summary, &bans) };
+    match printed {
+        Err(err) if err.kind() == io::ErrorKind::BrokenPipe => return Ok(ExitCode::SUCCESS),
+        other => other?,
+    }
+    if totals.truncated > 0 {
+        eprintln!(
+            "warning: {} lines longer than {} bytes were truncated",
+            totals.truncated,
+            super::parse::MAX_LINE
+        );
+    }
+    if totals.invalid_utf8 > 0 {
+        eprintln!("warning: {} lines had invalid UTF-8 (replaced)", totals.invalid_utf8);
+    }
+    Ok(if failed { ExitCode::from(crate::EXIT_PROBLEMS) } else { ExitCode::SUCCESS })
+}
+
+/// The ban decisions of a replay, a dry run: each request becomes a `banned` decision lasting
+/// its `bantime_seconds` from `at`, unless the address is not one a ban may name (unparsable,
+/// loopback, unspecified, multicast), which is `refused`.
+///
+/// This stands in for the ban manager's dry-run decision step and is the one place to swap it.
+pub fn decide_bans(requests: impl IntoIterator<Item = Ban>) -> Vec<Ban> {
+    requests
+        .into_iter()
+        .map(|mut ban| {
+            ban.dry_run = true;
+            let refused = match ban.ip.parse::<IpAddr>() {
+                Err(_) => Some("not an IP address"),
+                Ok(ip) if ip.is_loopback() => Some("loopback address"),
+                Ok(ip) if ip.is_unspecified() => Some("unspecified address"),
+                Ok(ip) if ip.is_multicast() => Some("multicast address"),
+                Ok(_) => None,
+            };
+            match refused {
+                Some(reason) => {
+                    ban.stage = BanStage::Refused;
+                    ban.reason = Some(reason.to_owned());
+                }
+                None => {
+                    ban.stage = BanStage::Banned;
+                    ban.until = (ban.bantime_seconds >= 0)
+                        .then(|| ban.at + chrono::TimeDelta::seconds(ban.bantime_seconds));
+                }
+            }
+            ban
+        })
+        .collect()
+}
+
+fn clock(args: &Args) -> anyhow::Result<Clock> {
+    let tz = match &args.tz {
+        Some(name) => jiff::tz::TimeZone::get(name)
+            .map_err(|err| anyhow::anyhow!("--tz {name}: unknown time zone ({err})"))?,
+        None => jiff::tz::TimeZone::system(),
+    };
+    let now = match &args.now {
+        Some(text) => text
+            .parse::<jiff::Timestamp>()
+            .map_err(|err| anyhow::anyhow!("--now {text}: not an RFC 3339 time ({err})"))?,
+        None => newest_mtime(&args.files).unwrap_or_else(jiff::Timestamp::now),
+    };
+    Ok(Clock::new(tz, now))
+}
+
+/// The newest modification time of the files that exist.
+fn newest_mtime(files: &[PathBuf]) -> Option<jiff::Timestamp> {
+    let newest = files.iter().filter_map(|it| std::fs::metadata(it).ok()?.modified().ok()).max()?;
+    jiff::Timestamp::try_from(newest).ok()
+}
+
+/// One ban as `--json` prints it (the keys are the contract of `vigil replay --json`).
+#[derive(Serialize)]
+struct JsonBan<'a> {
+    ip: &'a str,
+    jail: &'a str,
+    at: String,
+    until: Option<String>,
+    failures: u64,
+}
+
+#[derive(Serialize)]
+struct JsonSummary<'a> {
+    lines: u64,
+    events: u64,
+    findings: &'a [Finding],
+    bans: Vec<JsonBan<'a>>,
+    findings_total: u64,
+}
+
+fn rfc3339(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+}
+
+fn print_json(summary: &ReplaySummary, bans: &[Ban]) -> io::Result<()> {
+    let json = JsonSummary {
+        lines: summary.lines,
+        events: summary.events,
+        findings: &summary.findings,
+        bans: bans
+            .iter()
+            .map(|b| JsonBan {
+                ip: &b.ip,
+                jail: &b.jail,
+                at: rfc3339(b.at),
+                until: b.until.map(rfc3339),
+                failures: b.failures,
+            })
+            .collect(),
+        findings_total: summary.findings_total,
+    };
+    let mut out = io::BufWriter::new(io::stdout().lock());
+    serde_json::to_writer(&mut out, &json)?;
+    writeln!(out)?;
+    out.flush()
+}
+
+fn print_text(summary: &ReplaySummary, bans: &[Ban]) -> io::Result<()> {
+    let mut out = io::BufWriter::new(io::stdout().lock());
+    for ban in bans {
+        let until = ban.until.map_or_else(|| "permanent".to_owned(), rfc3339);
+        writeln!(
+            out,
+            "ban {} jail {} at {} until {} after {} failures",
+            ban.ip,
+            ban.jail,
+            rfc3339(ban.at),
+            until,
+            ban.failures
+        )?;
+    }
+    writeln!(out, "lines     {:>12}", summary.lines)?;
+    writeln!(out, "events    {:>12}", summary.events)?;
+    writeln!(out, "findings  {:>12}", summary.findings_total)?;
+    writeln!(out, "bans      {:>12}", bans.len())?;
+    let mut addresses: Vec<&str> = bans.iter().map(|it| it.ip.as_str()).collect();
+    addresses.sort_unstable();
+    addresses.dedup();
+    writeln!(out, "addresses {:>12}", addresses.len())?;
+    out.flush()
+}

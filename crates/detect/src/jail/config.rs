@@ -1,0 +1,156 @@
+//! Configuration of a jail, `[jails.<name>]`: fail2ban's jail options in Vigil's spelling.
+//!
+//! ```toml
+//! [jails.sshd]
+//! enabled = true
+//! filter = "sshd"            # a built-in action set (see the table in the README)
+//! # filter_file = "/etc/fail2ban/filter.d/sshd.conf[mode=aggressive]"
+//! maxretry = 5
+//! findtime = "10m"
+//! bantime = "10m"
+//! ignoreip = ["127.0.0.1/8", "::1"]
+//!
+//! [jails.sshd.bantime_increment]
+//! enabled = true
+//! factor = 1.0
+//! maxtime = "1w"
+//! ```
+
+use std::{collections::BTreeMap, time::Duration};
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::{Jail, filter::JailFilter};
+use crate::{Error, net::IpList};
+
+/// One jail: a filter that recognises failures, and the rule that turns failures of one address
+/// into a ban request (`maxretry` failures within `findtime`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct JailConfig {
+    /// Whether the jail runs.
+    pub enabled: bool,
+    /// The failures, as a built-in action set over the lines vigil-parse reads: `sshd`
+    /// (fail2ban's sshd filter, normal mode), `sshd-aggressive`, `nginx-http-auth`,
+    /// `nginx-limit-req`, `nginx-botsearch`, `recidive`. Ignored when
+    /// `filter_file` is set.
+    pub filter: String,
+    /// A fail2ban filter file used unchanged instead of `filter`, with options as fail2ban
+    /// writes them: `/etc/fail2ban/filter.d/sshd.conf[mode=aggressive]`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(example = &"/etc/fail2ban/filter.d/sshd.conf[mode=aggressive]")]
+    pub filter_file: Option<String>,
+    /// Failures of one address within `findtime` that ask for a ban (at least 1).
+    pub maxretry: u32,
+    /// The sliding window failures are counted in.
+    #[serde(with = "crate::duration_text")]
+    #[schemars(with = "String")]
+    pub findtime: Duration,
+    /// How long a first ban lasts.
+    #[serde(with = "crate::duration_text")]
+    #[schemars(with = "String")]
+    pub bantime: Duration,
+    /// Longer bans for addresses banned before (fail2ban's `bantime.increment`).
+    pub bantime_increment: BantimeIncrement,
+    /// Addresses and prefixes never counted nor banned (fail2ban's `ignoreip`; host names are
+    /// not accepted).
+    pub ignoreip: Vec<String>,
+    /// Most addresses with failures tracked at once; beyond it the stalest are forgotten and
+    /// counted as evicted.
+    pub max_tracked: usize,
+}
+
+/// fail2ban's `bantime.increment`: the n-th ban of an address lasts
+/// `bantime × factor × 2^(n-1)` (the first ban lasts `bantime`), at most `maxtime`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct BantimeIncrement {
+    /// Whether repeat offenders get longer bans.
+    pub enabled: bool,
+    /// Multiplier of the doubling (`bantime.factor`).
+    pub factor: f64,
+    /// Longest ban (`bantime.maxtime`).
+    #[serde(with = "crate::duration_text")]
+    #[schemars(with = "String")]
+    pub maxtime: Duration,
+    /// Most addresses whose earlier bans are remembered; beyond it the ones banned longest ago
+    /// are forgotten and counted as evicted.
+    pub max_remembered: usize,
+}
+
+impl Default for BantimeIncrement {
+    fn default() -> Self {
+        BantimeIncrement {
+            enabled: false,
+            factor: 1.0,
+            maxtime: Duration::from_secs(7 * 24 * 3600),
+            max_remembered: 20_000,
+        }
+    }
+}
+
+impl Default for JailConfig {
+    /// fail2ban's default sshd jail: maxretry 5, findtime 10m, bantime 10m.
+    fn default() -> Self {
+        JailConfig {
+            enabled: true,
+            filter: "sshd".to_owned(),
+            filter_file: None,
+            maxretry: 5,
+            findtime: Duration::from_secs(600),
+            bantime: Duration::from_secs(600),
+            bantime_increment: BantimeIncrement::default(),
+            ignoreip: vec!["127.0.0.1/8".to_owned(), "::1".to_owned()],
+            max_tracked: 20_000,
+        }
+    }
+}
+
+impl JailConfig {
+    /// The jail `name` this configuration describes, or `None` when it is disabled. Reads the
+    /// filter file when there is one.
+    pub fn build(&self, name: &str) -> Result<Option<Jail>, Error> {
+        if !self.enabled {
+            return Ok(None);
+        }
+        let bad = |what: String| Error::Config(format!("jail {name}: {what}"));
+        if self.maxretry == 0 {
+            return Err(bad("maxretry must be at least 1".into()));
+        }
+        if self.findtime.is_zero() {
+            return Err(bad("findtime must not be zero".into()));
+        }
+        if !(self.bantime_increment.factor.is_finite() && self.bantime_increment.factor > 0.0) {
+            return Err(bad("bantime_increment.factor must be a positive number".into()));
+        }
+        let ignore = IpList::parse(&self.ignoreip).map_err(|err| bad(err.to_string()))?;
+        let filter = match &self.filter_file {
+            Some(spec) => JailFilter::file(spec).map_err(|err| bad(err.to_string()))?,
+            None => JailFilter::builtin(&self.filter).map_err(|err| bad(err.to_string()))?,
+        };
+        Ok(Some(Jail::new(name, self, filter, ignore)))
+    }
+}
+
+/// The `[jails]` table: jails by name. fail2ban's default `sshd` jail is always declared; a
+/// `[jails.sshd]` table changes it and `enabled = false` turns it off.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(transparent)]
+pub struct JailsConfig(pub BTreeMap<String, JailConfig>);
+
+impl Default for JailsConfig {
+    fn default() -> Self {
+        JailsConfig([("sshd".to_owned(), JailConfig::default())].into_iter().collect())
+    }
+}
+
+impl JailsConfig {
+    /// The jails in effect: the configured ones, plus the default `sshd` jail when the table
+    /// does not declare it.
+    pub fn effective(&self) -> BTreeMap<String, JailConfig> {
+        let mut jails = self.0.clone();
+        jails.entry("sshd".to_owned()).or_default();
+        jails
+    }
+}

@@ -1,0 +1,128 @@
+//! The recurring-errors detector: occurrences per error signature in a sliding window.
+
+use vigil_core::{ComponentError, Detector, DetectorContext, Filter, Statistics};
+use vigil_event::{Event, EventKind, Finding, FindingLevel, Payload, Value};
+use vigil_parse::Level;
+
+use super::{RecurringErrorsConfig, signature};
+use crate::{
+    LineDetector, Observation,
+    duration_text::millis,
+    line_detector::window_finding,
+    window::{SavedWindows, Windows},
+};
+
+/// See the module docs.
+#[derive(Debug, Clone)]
+pub struct RecurringErrorsDetector {
+    min_count: usize,
+    window_ms: i64,
+    signatures: Windows<String, ()>,
+    errors: u64,
+    recurring: u64,
+}
+
+impl RecurringErrorsDetector {
+    /// The detector's name.
+    pub const NAME: &'static str = "recurring_errors";
+    /// The finding's name.
+    pub const FINDING_NAME: &'static str = "RecurringError";
+
+    /// A detector configured by `config`.
+    pub fn new(config: &RecurringErrorsConfig) -> RecurringErrorsDetector {
+        let min_count = config.min_count.max(1) as usize;
+        let window_ms = millis(config.window);
+        RecurringErrorsDetector {
+            min_count,
+            window_ms,
+            signatures: Windows::new(min_count, window_ms, config.max_tracked, false),
+            errors: 0,
+            recurring: 0,
+        }
+    }
+
+    /// The filter to register it with: log events.
+    pub fn filter() -> Filter {
+        Filter::any().kinds([EventKind::Log])
+    }
+}
+
+impl LineDetector for RecurringErrorsDetector {
+    fn observe(&mut self, obs: &Observation<'_>, out: &mut Vec<Finding>) {
+        if obs.level.is_none_or(|it| it > Level::Error) {
+            return;
+        }
+        self.errors += 1;
+        let sig = signature(obs.source, obs.message);
+        let Some(items) = self.signatures.add(sig.clone(), obs.at_ms, (), obs.line) else {
+            return;
+        };
+        self.recurring += 1;
+        let window_s = self.window_ms / 1000;
+        let summary = format!("{} times within {window_s}s: {sig}", items.len());
+        let rule = format!(
+            "recurring_errors: {} errors of one signature within {window_s}s",
+            self.min_count
+        );
+        let system = if obs.source.is_empty() { "log" } else { obs.source };
+        let finding = window_finding(
+            FindingLevel::Warning,
+            RecurringErrorsDetector::FINDING_NAME,
+            system,
+            summary,
+            rule,
+            self.window_ms,
+            items,
+        )
+        .with_data("signature", sig);
+        out.push(finding);
+    }
+}
+
+impl Detector for RecurringErrorsDetector {
+    fn name(&self) -> &str {
+        RecurringErrorsDetector::NAME
+    }
+
+    fn handle(&mut self, event: &Event, ctx: &mut DetectorContext) -> Result<(), ComponentError> {
+        if let Payload::Log(log) = &event.payload {
+            let mut out = Vec::new();
+            self.observe(&Observation::from_log(log, event.timestamp), &mut out);
+            out.into_iter().for_each(|it| ctx.finding(it));
+        }
+        Ok(())
+    }
+
+    fn statistics(&self) -> Statistics {
+        let mut stats = Statistics::new();
+        stats.insert("errors".into(), self.errors.into());
+        stats.insert("recurring".into(), self.recurring.into());
+        stats.insert("findings_suppressed".into(), self.signatures.suppressed.into());
+        stats.insert("tracked_signatures".into(), (self.signatures.len() as u64).into());
+        stats.insert("evicted_signatures".into(), self.signatures.evicted.into());
+        stats
+    }
+
+    fn save_state(&self) -> Option<Value> {
+        let saved = serde_json::json!({
+            "version": 1, "errors": self.errors, "recurring": self.recurring,
+            "signatures": self.signatures.save(),
+        });
+        Some(saved)
+    }
+
+    fn restore_state(&mut self, state: Value) -> Result<(), ComponentError> {
+        if state.get("version").and_then(Value::as_u64) != Some(1) {
+            return Err(ComponentError::msg("invalid recurring_errors state: expected version 1"));
+        }
+        let bad = |err: serde_json::Error| {
+            ComponentError::msg(format!("invalid recurring_errors state: {err}"))
+        };
+        let signatures: SavedWindows<String, ()> =
+            serde_json::from_value(state["signatures"].clone()).map_err(bad)?;
+        self.signatures.restore(signatures);
+        self.errors = state["errors"].as_u64().unwrap_or(0);
+        self.recurring = state["recurring"].as_u64().unwrap_or(0);
+        Ok(())
+    }
+}
