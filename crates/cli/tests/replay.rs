@@ -272,11 +272,15 @@ fn the_agent_bans_and_report_reads_its_saved_state() {
         }
     });
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    let (mut ban, mut finding) = (None, None);
-    while (ban.is_none() || finding.is_none()) && std::time::Instant::now() < deadline {
+    let (mut ban, mut finding, mut decided) = (None, None, None);
+    while (ban.is_none() || finding.is_none() || decided.is_none())
+        && std::time::Instant::now() < deadline
+    {
         let Ok(line) = rx.recv_timeout(std::time::Duration::from_millis(200)) else { continue };
         let event: Value = serde_json::from_str(&line).unwrap();
-        if event["kind"] == "ban" {
+        if event["kind"] == "ban" && event["payload"]["stage"] == "banned" {
+            decided = Some(event);
+        } else if event["kind"] == "ban" {
             ban = Some(event);
         } else if event["kind"] == "finding" && event["payload"]["name"] == "SSHLoginTriesExceeded"
         {
@@ -297,6 +301,12 @@ fn the_agent_bans_and_report_reads_its_saved_state() {
     assert_eq!(ban["payload"]["bantime_seconds"], 600);
     assert_eq!(ban["payload"]["evidence"]["lines"].as_array().unwrap().len(), 5);
     assert!(finding.is_some(), "SSHLoginTriesExceeded on the bus");
+    // The ban manager (dry-run by default) decided the request.
+    let decided = decided.expect("the ban manager's decision on the bus");
+    assert_eq!(decided["payload"]["ip"], "203.0.113.9");
+    assert_eq!(decided["payload"]["dry_run"], true);
+    // A live agent bans from the moment it decides, however old the line was.
+    assert!(decided["payload"]["until"].as_str().unwrap() > "2026-11-23", "{decided}");
 
     let out = command(env!("CARGO_BIN_EXE_vigil"))
         .args(["report", "--day", "2026-11-01", "--json"])
@@ -310,7 +320,7 @@ fn the_agent_bans_and_report_reads_its_saved_state() {
         report["sshd"],
         serde_json::json!({
             "successful_logins": 1, "failed_logins": 6, "failed_logins_without_success": 5,
-            "failing_addresses": 2, "addresses_blocked": 0, "tries_exceeded": 1,
+            "failing_addresses": 2, "addresses_blocked": 1, "tries_exceeded": 1,
         })
     );
     assert_eq!(report["detectors"]["jails"]["jails"]["sshd"]["bans"], 1);

@@ -86,7 +86,9 @@ pub struct Ban {
     /// The failures counted in the window that led to the ban.
     #[serde(default)]
     pub failures: u64,
-    /// The ban duration asked for, in seconds, before any increment (negative: permanent).
+    /// The ban duration asked for, in seconds: the jail has already applied its
+    /// `bantime_increment` for repeat offenders (0: the ban manager's default; negative:
+    /// permanent).
     #[serde(default)]
     pub bantime_seconds: i64,
     /// How many times this address was banned before (for the increment).

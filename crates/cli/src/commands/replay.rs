@@ -9,7 +9,6 @@
 use std::{
     fs::File,
     io::{self, IsTerminal, Read, Write},
-    net::IpAddr,
     path::PathBuf,
     process::ExitCode,
 };
@@ -18,6 +17,7 @@ use serde::Serialize;
 use vigil_core::event::{Ban, BanStage, Finding};
 use vigil_detect::{JailSet, Replay, ReplaySummary};
 use vigil_parse::{Clock, Format};
+use vigil_respond::{BanManager, BansConfig};
 
 use crate::{commands::parse::for_each_line, settings::Config};
 
@@ -88,6 +88,10 @@ pub fn run(args: &Args, config: &Config) -> anyhow::Result<ExitCode> {
         indicatif::ProgressBar::hidden()
     };
 
+    let mut decisions = match BanDecisions::new(&config.bans) {
+        Ok(it) => it,
+        Err(err) => return usage(format!("{err:#}")),
+    };
     let mut bans = Vec::new();
     let mut requests = Vec::new();
     let mut failed = false;
@@ -109,7 +113,7 @@ pub fn run(args: &Args, config: &Config) -> anyhow::Result<ExitCode> {
         let res = for_each_line(input, &mut totals, |_, line, _| {
             replay.line(line, &mut requests);
             if !requests.is_empty() {
-                for ban in decide_bans(requests.drain(..)) {
+                for ban in decisions.decide(requests.drain(..)) {
                     if ban.stage == BanStage::Banned {
                         replay.ban_decided(&ban);
                         bans.push(ban);
@@ -147,37 +151,34 @@ pub fn run(args: &Args, config: &Config) -> anyhow::Result<ExitCode> {
     Ok(if failed { ExitCode::from(crate::EXIT_PROBLEMS) } else { ExitCode::SUCCESS })
 }
 
-/// The ban decisions of a replay, a dry run: each request becomes a `banned` decision lasting
-/// its `bantime_seconds` from `at`, unless the address is not one a ban may name (unparsable,
-/// loopback, unspecified, multicast), which is `refused`.
-///
-/// This stands in for the ban manager's dry-run decision step and is the one place to swap it.
-pub fn decide_bans(requests: impl IntoIterator<Item = Ban>) -> Vec<Ban> {
-    requests
-        .into_iter()
-        .map(|mut ban| {
-            ban.dry_run = true;
-            let refused = match ban.ip.parse::<IpAddr>() {
-                Err(_) => Some("not an IP address"),
-                Ok(ip) if ip.is_loopback() => Some("loopback address"),
-                Ok(ip) if ip.is_unspecified() => Some("unspecified address"),
-                Ok(ip) if ip.is_multicast() => Some("multicast address"),
-                Ok(_) => None,
-            };
-            match refused {
-                Some(reason) => {
-                    ban.stage = BanStage::Refused;
-                    ban.reason = Some(reason.to_owned());
-                }
-                None => {
-                    ban.stage = BanStage::Banned;
-                    ban.until = (ban.bantime_seconds >= 0)
-                        .then(|| ban.at + chrono::TimeDelta::seconds(ban.bantime_seconds));
-                }
-            }
-            ban
-        })
-        .collect()
+/// The ban decisions of a replay: the ban manager's own decision step (`vigil_respond`), in
+/// dry-run whatever the configuration says, with event-time clocks. It refuses what the agent's
+/// manager refuses (loopback, special ranges, `[bans] ignoreip` and `own_addresses`), extends a
+/// ban requested again, and aggregates prefixes when `[bans.aggregate]` asks for it. The
+/// addresses of the machine running the replay are not added: the files may come from another
+/// host, and the result must depend only on the files and the configuration.
+pub struct BanDecisions {
+    manager: BanManager,
+}
+
+impl BanDecisions {
+    /// A dry-run ban manager built from the `[bans]` section.
+    pub fn new(config: &BansConfig) -> anyhow::Result<BanDecisions> {
+        let dry_run = BansConfig { enforce: false, ..config.clone() };
+        let manager = BanManager::new(&dry_run, std::iter::empty())
+            .map_err(|err| anyhow::anyhow!("[bans]: {err}"))?;
+        Ok(BanDecisions { manager })
+    }
+
+    /// Decides `requests` in order; bans that ended before a request are lifted first.
+    pub fn decide(&mut self, requests: impl IntoIterator<Item = Ban>) -> Vec<Ban> {
+        let mut decided = Vec::new();
+        for request in requests {
+            self.manager.expire(request.at);
+            decided.extend(self.manager.decide(&request, request.at).events);
+        }
+        decided
+    }
 }
 
 fn clock(args: &Args) -> anyhow::Result<Clock> {
