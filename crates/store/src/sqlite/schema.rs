@@ -22,20 +22,33 @@ CREATE TABLE events (
     source      TEXT NOT NULL,
     severity    TEXT NOT NULL,
     kind        TEXT NOT NULL,
+    program     TEXT,
     log_time    TEXT,
+    utc_offset  INTEGER,
+    log_host    TEXT,
+    level       TEXT,
     action      TEXT,
     ip          TEXT,
+    ip_raw      TEXT,
     user        TEXT,
     port        INTEGER,
     service     TEXT,
+    pid         INTEGER,
+    method      TEXT,
+    dst         TEXT,
+    dport       INTEGER,
+    protocol    TEXT,
+    status      INTEGER,
+    path        TEXT,
     message     TEXT,
-    stream      TEXT,
+    raw         TEXT,
+    stream_id   INTEGER,
     line_offset INTEGER,
     line_end    INTEGER,
-    payload     TEXT NOT NULL,
+    payload     TEXT,
     enrichment  TEXT
 );
-CREATE UNIQUE INDEX events_line ON events (stream, line_offset) WHERE stream IS NOT NULL;
+CREATE UNIQUE INDEX events_line ON events (stream_id, line_offset) WHERE stream_id IS NOT NULL;
 CREATE INDEX events_time ON events (time);
 
 CREATE TABLE findings (
@@ -91,7 +104,8 @@ CREATE TABLE detector_state (
 );
 
 CREATE TABLE checkpoints (
-    stream     TEXT PRIMARY KEY,
+    id         INTEGER PRIMARY KEY,
+    stream     TEXT NOT NULL UNIQUE,
     source     TEXT NOT NULL,
     line_end   INTEGER NOT NULL,
     updated_at TEXT NOT NULL

@@ -11,7 +11,7 @@ use std::{
     time::Duration,
 };
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OpenFlags, Transaction, params};
 use vigil_event::{AuditRecord, Ban, Event, Finding, Payload, Value};
 
@@ -85,6 +85,7 @@ pub struct SqliteStore {
     path: PathBuf,
     options: SqliteOptions,
     audit: HashMap<String, AuditTable>,
+    streams: HashMap<String, i64>,
     json: Vec<u8>,
 }
 
@@ -102,9 +103,10 @@ struct AuditTable {
 }
 
 const INSERT_EVENT: &str = "INSERT OR IGNORE INTO events (id, time, host, source, severity, kind, \
-     log_time, action, ip, user, port, service, message, stream, line_offset, line_end, payload, \
-     enrichment) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, \
-     ?17, ?18)";
+     program, log_time, utc_offset, log_host, level, action, ip, ip_raw, user, port, service, pid, \
+     method, dst, dport, protocol, status, path, message, raw, stream_id, line_offset, line_end, \
+     payload, enrichment) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, \
+     ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31)";
 
 const INSERT_FINDING: &str = "INSERT INTO findings (event_id, time, host, source, level, name, \
      system, summary, record, message, data, evidence) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, \
@@ -115,9 +117,11 @@ const INSERT_BAN: &str = "INSERT INTO bans (event_id, time, host, source, stage,
      evidence_count, evidence) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, \
      ?14, ?15, ?16, ?17)";
 
-const UPSERT_CHECKPOINT: &str = "INSERT INTO checkpoints (stream, source, line_end, updated_at) \
-     VALUES (?1, ?2, ?3, ?4) ON CONFLICT (stream) DO UPDATE SET \
-     line_end = max(line_end, excluded.line_end), updated_at = excluded.updated_at";
+const NEW_STREAM: &str = "INSERT INTO checkpoints (stream, source, line_end, updated_at) \
+     VALUES (?1, ?2, 0, ?3) ON CONFLICT (stream) DO NOTHING";
+
+const ADVANCE_CHECKPOINT: &str =
+    "UPDATE checkpoints SET line_end = max(line_end, ?2), updated_at = ?3 WHERE id = ?1";
 
 /// Columns every audit table starts with; a record column of the same name gets a `_` suffix.
 const AUDIT_BASE_COLUMNS: [&str; 5] = ["seq", "event_id", "time", "host", "source"];
@@ -137,7 +141,14 @@ impl SqliteStore {
         let path = path.into();
         let conn = open_writable(&path, &options)?;
         let mut store =
-            SqliteStore { conn, path, options, audit: HashMap::new(), json: Vec::new() };
+            SqliteStore {
+            conn,
+            path,
+            options,
+            audit: HashMap::new(),
+            streams: HashMap::new(),
+            json: Vec::new(),
+        };
         store.load_audit_tables()?;
         Ok(store)
     }
@@ -170,8 +181,9 @@ impl SqliteStore {
         }
         let result = self.write_inner(events);
         if result.is_err() {
-            // Audit tables created in the failed transaction are gone again.
+            // Audit tables and streams created in the failed transaction are gone again.
             self.audit.clear();
+            self.streams.clear();
             let _ = self.load_audit_tables();
         }
         result
@@ -181,62 +193,120 @@ impl SqliteStore {
         let path = self.path.clone();
         let err = |it| StoreError::sqlite(&path, it);
         let mut stats = WriteStats::default();
+        let now = now_text();
         let tx = self.conn.transaction().map_err(err)?;
-        let mut checkpoints: HashMap<&str, (&str, u64)> = HashMap::new();
+        // Stream id → highest line end written in this batch.
+        let mut advanced: HashMap<i64, u64> = HashMap::new();
+        let mut text = TextBuffers::default();
         {
             let mut insert = tx.prepare_cached(INSERT_EVENT).map_err(err)?;
             for event in events {
                 let event = event.borrow();
-                let row = EventRow::new(event, &mut self.json)?;
-                let changed = insert
-                    .execute(params![
-                        row.id,
-                        row.time,
-                        &*event.host,
-                        &*event.source,
-                        event.severity.as_str(),
-                        event.kind().as_str(),
-                        row.log_time,
-                        row.action,
-                        row.ip,
-                        row.user,
-                        row.port,
-                        row.service,
-                        row.message,
-                        row.stream,
-                        row.line_offset,
-                        row.line_end,
-                        std::str::from_utf8(&self.json).unwrap_or_default(),
-                        row.enrichment,
-                    ])
-                    .map_err(err)?;
-                if let Payload::Log(log) = &event.payload
-                    && let Some(origin) = &log.origin
-                {
-                    let entry = checkpoints.entry(&origin.stream).or_insert((&event.source, 0));
-                    entry.1 = entry.1.max(origin.end);
+                self.json.clear();
+                text.id.clear();
+                text.time.clear();
+                write_time(&mut text.time, &event.timestamp);
+                use std::fmt::Write as _;
+                let _ = write!(text.id, "{}", event.id);
+                let enrichment = if event.enrichment.is_empty() {
+                    None
+                } else {
+                    Some(serde_json::to_string(&event.enrichment)?)
+                };
+                let changed = match &event.payload {
+                    Payload::Log(log) => {
+                        let stream_id = match &log.origin {
+                            Some(origin) => {
+                                let id = stream_id(&tx, &mut self.streams, origin, event, &now)
+                                    .map_err(err)?;
+                                let end = advanced.entry(id).or_insert(0);
+                                *end = (*end).max(origin.end);
+                                Some(id)
+                            }
+                            None => None,
+                        };
+                        text.log_time.clear();
+                        if let Some(time) = &log.timestamp {
+                            write_time(&mut text.log_time, time);
+                        }
+                        text.ip.clear();
+                        if let Some(ip) = &log.ip {
+                            let _ = write!(text.ip, "{ip}");
+                        }
+                        let origin = log.origin.as_ref();
+                        insert.execute(params![
+                            text.id,
+                            text.time,
+                            &*event.host,
+                            &*event.source,
+                            event.severity.as_str(),
+                            "log",
+                            log.source,
+                            log.timestamp.is_some().then_some(text.log_time.as_str()),
+                            log.utc_offset_seconds,
+                            log.host,
+                            log.level,
+                            log.action,
+                            log.ip.is_some().then_some(text.ip.as_str()),
+                            log.ip_raw,
+                            log.user,
+                            log.port,
+                            log.service,
+                            log.pid,
+                            log.method,
+                            log.dst.map(|it| it.to_string()),
+                            log.dport,
+                            log.protocol,
+                            log.status,
+                            log.path,
+                            log.message,
+                            log.raw,
+                            stream_id,
+                            origin.map(|it| it.offset as i64),
+                            origin.map(|it| it.end as i64),
+                            Option::<&str>::None,
+                            enrichment,
+                        ])
+                    }
+                    other => {
+                        payload_json(other, &mut self.json)?;
+                        let none: Option<&str> = None;
+                        insert.execute(params![
+                            text.id,
+                            text.time,
+                            &*event.host,
+                            &*event.source,
+                            event.severity.as_str(),
+                            event.kind().as_str(),
+                            none, none, none, none, none, none, none, none, none, none, none,
+                            none, none, none, none, none, none, none, none, none, none, none,
+                            none,
+                            std::str::from_utf8(&self.json).unwrap_or_default(),
+                            enrichment,
+                        ])
+                    }
                 }
+                .map_err(err)?;
                 if changed == 0 {
                     stats.duplicates += 1;
                     continue;
                 }
                 stats.inserted += 1;
                 match &event.payload {
-                    Payload::Finding(finding) => insert_finding(&tx, event, finding, &row.time),
-                    Payload::Ban(ban) => insert_ban(&tx, event, ban, &row.time),
+                    Payload::Finding(finding) => insert_finding(&tx, event, finding, &text),
+                    Payload::Ban(ban) => insert_ban(&tx, event, ban, &text),
                     Payload::Audit(record) => {
-                        insert_audit(&tx, &mut self.audit, event, record, &row.time)
+                        insert_audit(&tx, &mut self.audit, event, record, &text)
                     }
                     _ => Ok(()),
                 }
                 .map_err(err)?;
             }
         }
-        if !checkpoints.is_empty() {
-            let now = now_text();
-            let mut upsert = tx.prepare_cached(UPSERT_CHECKPOINT).map_err(err)?;
-            for (stream, (source, end)) in checkpoints {
-                upsert.execute(params![stream, source, end as i64, now]).map_err(err)?;
+        if !advanced.is_empty() {
+            let mut update = tx.prepare_cached(ADVANCE_CHECKPOINT).map_err(err)?;
+            for (id, end) in advanced {
+                update.execute(params![id, end as i64, now]).map_err(err)?;
             }
         }
         tx.commit().map_err(err)?;
@@ -360,6 +430,8 @@ fn open_writable(path: &Path, options: &SqliteOptions) -> Result<Connection, Sto
         tracing::warn!(path = %path.display(), mode = %mode, "Could not switch the database to WAL");
     }
     conn.pragma_update(None, "synchronous", options.synchronous.pragma()).map_err(err)?;
+    // 16 MiB of page cache keeps the indexes' hot pages in memory during bulk writes.
+    conn.pragma_update(None, "cache_size", -16_384).map_err(err)?;
     conn.set_prepared_statement_cache_capacity(64);
     match schema::migrate(&mut conn).map_err(err)? {
         Ok(_) => Ok(conn),
@@ -393,77 +465,72 @@ pub(crate) fn now_text() -> String {
 /// A time as stored: RFC 3339, UTC, milliseconds (`2026-11-23T14:02:11.532Z`), so text
 /// comparison orders times and `time >= date('now')` means "today (UTC)".
 pub(crate) fn time_text(time: &DateTime<Utc>) -> String {
-    time.to_rfc3339_opts(SecondsFormat::Millis, true)
+    let mut out = String::with_capacity(24);
+    write_time(&mut out, time);
+    out
 }
 
-/// The columns of one `events` row, borrowed from the event where possible.
-struct EventRow<'a> {
+/// Reused text of one row.
+#[derive(Default)]
+struct TextBuffers {
     id: String,
     time: String,
-    log_time: Option<String>,
-    action: Option<&'a str>,
-    ip: Option<String>,
-    user: Option<&'a str>,
-    port: Option<u16>,
-    service: Option<&'a str>,
-    message: Option<&'a str>,
-    stream: Option<&'a str>,
-    line_offset: Option<i64>,
-    line_end: Option<i64>,
-    enrichment: Option<String>,
+    log_time: String,
+    ip: String,
 }
 
-impl<'a> EventRow<'a> {
-    /// The row for `event`; its payload's JSON is left in `json`.
-    fn new(event: &'a Event, json: &mut Vec<u8>) -> Result<EventRow<'a>, StoreError> {
-        json.clear();
-        let mut row = EventRow {
-            id: event.id.to_string(),
-            time: time_text(&event.timestamp),
-            log_time: None,
-            action: None,
-            ip: None,
-            user: None,
-            port: None,
-            service: None,
-            message: None,
-            stream: None,
-            line_offset: None,
-            line_end: None,
-            enrichment: if event.enrichment.is_empty() {
-                None
-            } else {
-                Some(serde_json::to_string(&event.enrichment)?)
-            },
-        };
-        match &event.payload {
-            Payload::Log(log) => {
-                serde_json::to_writer(&mut *json, log)?;
-                row.log_time = log.timestamp.as_ref().map(time_text);
-                row.action = log.action.as_deref();
-                row.ip = log.ip.map(|it| it.to_string());
-                row.user = log.user.as_deref();
-                row.port = log.port;
-                row.service = log.service.as_deref();
-                row.message = Some(&log.message);
-                if let Some(origin) = &log.origin {
-                    row.stream = Some(&origin.stream);
-                    row.line_offset = Some(origin.offset as i64);
-                    row.line_end = Some(origin.end as i64);
-                }
-            }
-            Payload::Finding(finding) => serde_json::to_writer(&mut *json, finding)?,
-            Payload::Ban(ban) => serde_json::to_writer(&mut *json, ban)?,
-            Payload::Audit(record) => serde_json::to_writer(&mut *json, record)?,
-            other => {
-                // Adjacently tagged: `{"kind": …, "payload": {…}}`; keep the inner object.
-                let mut value = serde_json::to_value(other)?;
-                let inner = value.get_mut("payload").map(Value::take).unwrap_or(Value::Null);
-                serde_json::to_writer(&mut *json, &inner)?;
-            }
-        }
-        Ok(row)
+/// The id of `origin`'s stream in `checkpoints`, added on first sight.
+fn stream_id(
+    tx: &Transaction<'_>,
+    cache: &mut HashMap<String, i64>,
+    origin: &vigil_event::LineOrigin,
+    event: &Event,
+    now: &str,
+) -> rusqlite::Result<i64> {
+    if let Some(id) = cache.get(&origin.stream) {
+        return Ok(*id);
     }
+    tx.prepare_cached(NEW_STREAM)?.execute(params![origin.stream, &*event.source, now])?;
+    let id: i64 = tx.query_row(
+        "SELECT id FROM checkpoints WHERE stream = ?1",
+        [&origin.stream],
+        |row| row.get(0),
+    )?;
+    cache.insert(origin.stream.clone(), id);
+    Ok(id)
+}
+
+/// Writes a time as stored: RFC 3339, UTC, milliseconds (`2026-11-23T14:02:11.532Z`).
+fn write_time(out: &mut String, time: &DateTime<Utc>) {
+    use chrono::{Datelike, Timelike};
+    use std::fmt::Write as _;
+    let millis = time.timestamp_subsec_millis().min(999);
+    let _ = write!(
+        out,
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+        time.year(),
+        time.month(),
+        time.day(),
+        time.hour(),
+        time.minute(),
+        time.second()
+    );
+}
+
+/// The JSON of a payload other than a log line, without its kind tag.
+fn payload_json(payload: &Payload, json: &mut Vec<u8>) -> Result<(), StoreError> {
+    match payload {
+        Payload::Finding(finding) => serde_json::to_writer(&mut *json, finding)?,
+        Payload::Ban(ban) => serde_json::to_writer(&mut *json, ban)?,
+        Payload::Audit(record) => serde_json::to_writer(&mut *json, record)?,
+        other => {
+            // Adjacently tagged: `{"kind": …, "payload": {…}}`; keep the inner object.
+            let mut value = serde_json::to_value(other)?;
+            let inner = value.get_mut("payload").map(Value::take).unwrap_or(Value::Null);
+            serde_json::to_writer(&mut *json, &inner)?;
+        }
+    }
+    Ok(())
 }
 
 fn json_or_null<T: serde::Serialize>(value: &T, empty: bool) -> Option<String> {
@@ -474,7 +541,7 @@ fn insert_finding(
     tx: &Transaction<'_>,
     event: &Event,
     finding: &Finding,
-    time: &str,
+    text: &TextBuffers,
 ) -> rusqlite::Result<()> {
     let level = match finding.level {
         vigil_event::FindingLevel::Notice => "notice",
@@ -482,8 +549,8 @@ fn insert_finding(
         vigil_event::FindingLevel::Error => "error",
     };
     tx.prepare_cached(INSERT_FINDING)?.execute(params![
-        event.id.to_string(),
-        time,
+        text.id,
+        text.time,
         &*event.host,
         &*event.source,
         level,
@@ -498,10 +565,15 @@ fn insert_finding(
     Ok(())
 }
 
-fn insert_ban(tx: &Transaction<'_>, event: &Event, ban: &Ban, time: &str) -> rusqlite::Result<()> {
+fn insert_ban(
+    tx: &Transaction<'_>,
+    event: &Event,
+    ban: &Ban,
+    text: &TextBuffers,
+) -> rusqlite::Result<()> {
     tx.prepare_cached(INSERT_BAN)?.execute(params![
-        event.id.to_string(),
-        time,
+        text.id,
+        text.time,
         &*event.host,
         &*event.source,
         ban.stage.as_str(),
@@ -527,14 +599,14 @@ fn insert_audit(
     tables: &mut HashMap<String, AuditTable>,
     event: &Event,
     record: &AuditRecord,
-    time: &str,
+    text: &TextBuffers,
 ) -> rusqlite::Result<()> {
     let table = ensure_audit_table(tx, tables, record)?;
     let mut names: Vec<String> =
         AUDIT_BASE_COLUMNS[1..].iter().map(|it| format!("\"{it}\"")).collect();
     let mut values: Vec<rusqlite::types::Value> = vec![
-        event.id.to_string().into(),
-        time.to_owned().into(),
+        text.id.clone().into(),
+        text.time.clone().into(),
         event.host.to_string().into(),
         event.source.to_string().into(),
     ];

@@ -48,17 +48,18 @@ fn a_line_written_twice_is_stored_once_and_checkpoints_follow() {
     again.push(line("file:1:3:cd", 0, "198.51.100.1", "admin"));
     assert_eq!(store.write(&again).unwrap(), WriteStats { inserted: 3, duplicates: 5 });
     assert_eq!(count(&db, "SELECT count(*) FROM events"), 13);
-    assert_eq!(count(&db, "SELECT count(DISTINCT line_offset) FROM events WHERE stream = 'file:1:2:ab'"), 12);
+    assert_eq!(count(&db, "SELECT count(DISTINCT line_offset) FROM events JOIN checkpoints c ON c.id = stream_id WHERE c.stream = 'file:1:2:ab'"), 12);
     let end = count(&db, "SELECT line_end FROM checkpoints WHERE stream = 'file:1:2:ab'");
     assert_eq!(end as u64, again[6].payload_origin_end());
     // Events without an origin are never taken for duplicates.
     let plain = Event::new("web-1", "x", Payload::Log(LogEvent::new("sshd", "hello")));
     store.write(&[plain.clone(), plain]).unwrap();
-    assert_eq!(count(&db, "SELECT count(*) FROM events WHERE stream IS NULL"), 2);
+    assert_eq!(count(&db, "SELECT count(*) FROM events WHERE stream_id IS NULL"), 2);
     let (user, ip, kind): (String, String, String) = Connection::open(&db)
         .unwrap()
         .query_row(
-            "SELECT user, ip, kind FROM events WHERE stream = 'file:1:3:cd'",
+            "SELECT user, ip, kind FROM events \
+             WHERE stream_id = (SELECT id FROM checkpoints WHERE stream = 'file:1:3:cd')",
             [],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
@@ -226,7 +227,7 @@ fn retention_by_age_and_size_removes_the_oldest_rows_step_by_step() {
     assert!(report.rows > 0 && report.done);
     assert!(store.used_bytes().unwrap() <= cap, "{} > {cap}", store.used_bytes().unwrap());
     // The newest rows are the ones kept.
-    let newest = count(&db, "SELECT max(line_offset) FROM events WHERE stream = 't'");
+    let newest = count(&db, "SELECT max(line_offset) FROM events JOIN checkpoints c ON c.id = stream_id WHERE c.stream = 't'");
     assert_eq!(newest, 29_999 * 80);
     let file = std::fs::metadata(&db).unwrap().len();
     assert!(file < used + (4 << 20), "freed pages go back to the file system: {file}");
