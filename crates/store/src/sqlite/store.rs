@@ -207,7 +207,8 @@ impl SqliteStore {
                 text.time.clear();
                 write_time(&mut text.time, &event.timestamp);
                 use std::fmt::Write as _;
-                let _ = write!(text.id, "{}", event.id);
+                let mut id = [0u8; uuid::fmt::Hyphenated::LENGTH];
+                text.id.push_str(event.id.as_uuid().hyphenated().encode_lower(&mut id));
                 let enrichment = if event.enrichment.is_empty() {
                     None
                 } else {
@@ -430,8 +431,10 @@ fn open_writable(path: &Path, options: &SqliteOptions) -> Result<Connection, Sto
         tracing::warn!(path = %path.display(), mode = %mode, "Could not switch the database to WAL");
     }
     conn.pragma_update(None, "synchronous", options.synchronous.pragma()).map_err(err)?;
-    // 16 MiB of page cache keeps the indexes' hot pages in memory during bulk writes.
+    // 16 MiB of page cache keeps the indexes' hot pages in memory during bulk writes, and a
+    // checkpoint every 4000 pages (16 MiB of WAL) copies a hot page once rather than four times.
     conn.pragma_update(None, "cache_size", -16_384).map_err(err)?;
+    conn.pragma_update(None, "wal_autocheckpoint", 4_000).map_err(err)?;
     conn.set_prepared_statement_cache_capacity(64);
     match schema::migrate(&mut conn).map_err(err)? {
         Ok(_) => Ok(conn),
@@ -500,21 +503,32 @@ fn stream_id(
     Ok(id)
 }
 
-/// Writes a time as stored: RFC 3339, UTC, milliseconds (`2026-11-23T14:02:11.532Z`).
+/// Writes a time as stored: RFC 3339, UTC, milliseconds (`2026-11-23T14:02:11.532Z`). Digits
+/// are written by hand: this runs twice per stored line.
 fn write_time(out: &mut String, time: &DateTime<Utc>) {
     use chrono::{Datelike, Timelike};
-    use std::fmt::Write as _;
-    let millis = time.timestamp_subsec_millis().min(999);
-    let _ = write!(
-        out,
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{millis:03}Z",
-        time.year(),
-        time.month(),
-        time.day(),
-        time.hour(),
-        time.minute(),
-        time.second()
-    );
+    let naive = time.naive_utc();
+    let (date, clock) = (naive.date(), naive.time());
+    let year = date.year();
+    if !(0..=9999).contains(&year) {
+        out.push_str(&time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+        return;
+    }
+    let mut buf = *b"0000-00-00T00:00:00.000Z";
+    let mut put = |at: usize, width: usize, mut value: u32| {
+        for i in (0..width).rev() {
+            buf[at + i] = b'0' + (value % 10) as u8;
+            value /= 10;
+        }
+    };
+    put(0, 4, year as u32);
+    put(5, 2, date.month());
+    put(8, 2, date.day());
+    put(11, 2, clock.hour());
+    put(14, 2, clock.minute());
+    put(17, 2, clock.second().min(59));
+    put(20, 3, (clock.nanosecond() / 1_000_000).min(999));
+    out.push_str(std::str::from_utf8(&buf).unwrap_or_default());
 }
 
 /// The JSON of a payload other than a log line, without its kind tag.

@@ -379,3 +379,12 @@ fn the_default_config_stores_everything_under_the_state_dir() {
     let off = SqliteConfig { enabled: false, ..SqliteConfig::default() };
     assert!(off.build(std::path::Path::new("/nonexistent")).unwrap().is_none());
 }
+
+#[test]
+fn times_are_stored_as_sortable_utc_text() {
+    let time = Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap() + chrono::Duration::milliseconds(67);
+    assert_eq!(store::time_text(&time), "2026-01-02T03:04:05.067Z");
+    assert_eq!(store::time_text(&time), time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+    let far = Utc.with_ymd_and_hms(12026, 1, 1, 0, 0, 0).unwrap();
+    assert_eq!(store::time_text(&far), far.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+}
