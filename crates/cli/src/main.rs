@@ -10,6 +10,7 @@ mod config;
 mod logging;
 mod paths;
 mod settings;
+mod stores;
 
 use std::{io::Write, path::PathBuf, process::ExitCode};
 
@@ -87,6 +88,16 @@ enum Command {
     Parse(commands::parse::Args),
     /// Test a fail2ban filter (unchanged) or a regex against a log, like fail2ban-regex.
     FilterTest(commands::filter_test::Args),
+    /// Ask the agent's database a question in SQL (read-only).
+    ///
+    /// A table by default; --json prints an array of objects, --csv CSV with a header. Only
+    /// statements that read are run: anything that would write is refused (exit 2). The tables
+    /// are described in docs/schema.md, e.g.
+    /// vigil query "SELECT ip, count(*) AS n FROM events WHERE action = 'failed_password' GROUP BY ip ORDER BY n DESC LIMIT 10"
+    Query(commands::query::Args),
+    /// Look after the agent's database: `info` (path, size, schema version, row counts) and
+    /// `prune` (apply retention now).
+    Db(commands::db::Args),
 }
 
 #[derive(Debug, Subcommand)]
@@ -173,6 +184,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::FilterTest(args) => commands::filter_test::run(&args),
+        Command::Query(args) => commands::query::run(&args, cli.config.as_deref()),
+        Command::Db(args) => commands::db::run(&args, cli.config.as_deref()),
         Command::Config(ConfigCommand::Show) => {
             let config = match load_config(cli.config.as_deref()) {
                 Ok(it) => it,

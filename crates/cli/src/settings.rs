@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use vigil_detect::ReportConfig;
 use vigil_listen::{JsonLinesConfig, LogListenerConfig};
 use vigil_runtime::{DropPolicy, RuntimeConfig};
+use vigil_store::{json_files::JsonFilesConfig, sqlite::SqliteConfig};
 use vigil_tail::{StartAt, TailConfig};
 
 /// Vigil agent configuration.
@@ -33,6 +34,10 @@ pub struct Config {
     pub detectors: DetectorsSection,
     /// Listeners: what happens to dispatched events. Each kind is a table of named instances.
     pub listeners: ListenersSection,
+    /// Storage destinations: where events are kept to be queried (`vigil query "SQL"`). Several
+    /// may run at once; a log line's checkpoint advances only once every enabled destination
+    /// has committed it.
+    pub stores: StoresSection,
 }
 
 /// Agent identity and state.
@@ -426,6 +431,31 @@ impl Default for ListenersSection {
             json_lines: [(
                 "stdout".to_owned(),
                 JsonLinesConfig { enabled: false, ..JsonLinesConfig::default() },
+            )]
+            .into_iter()
+            .collect(),
+        }
+    }
+}
+
+/// Storage destinations.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoresSection {
+    /// The embedded SQLite database (on by default, nothing to install).
+    pub sqlite: SqliteConfig,
+    /// JSON files at templated paths, as named instances (`[stores.json_files.archive]`).
+    pub json_files: BTreeMap<String, JsonFilesConfig>,
+}
+
+impl Default for StoresSection {
+    fn default() -> Self {
+        StoresSection {
+            sqlite: SqliteConfig::default(),
+            // A disabled instance, so the generated example shows every key.
+            json_files: [(
+                "archive".to_owned(),
+                JsonFilesConfig { enabled: false, ..JsonFilesConfig::default() },
             )]
             .into_iter()
             .collect(),

@@ -3,8 +3,10 @@
 //! dispatches to these modules, so adding a subcommand touches one line there.
 
 pub mod conns;
+pub mod db;
 pub mod filter_test;
 pub mod metrics;
 pub mod parse;
 pub mod ps;
+pub mod query;
 pub mod table;
