@@ -33,3 +33,9 @@ pub mod detectors {
 pub mod listeners {
     pub use vigil_listen::*;
 }
+
+/// Storage destinations: the SQLite store (also the back-fill API), JSON files, and the store
+/// listener that acknowledges lines after commit.
+pub mod stores {
+    pub use vigil_store::*;
+}
