@@ -325,3 +325,26 @@ fn db_info_and_prune() {
     let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(info["tables"]["events"], 0);
 }
+
+#[test]
+fn every_example_query_of_the_schema_page_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = sample_db(dir.path());
+    let page = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/schema.md"),
+    )
+    .unwrap();
+    let queries: Vec<&str> =
+        page.split("```sql\n").skip(1).filter_map(|it| it.split("```").next()).collect();
+    assert!(queries.len() >= 3, "the page has example queries");
+    for sql in queries {
+        let out = output(&mut vigil(&["query", sql, "--db", db.to_str().unwrap(), "--json"]));
+        assert!(out.status.success(), "{sql}\n{}", text(&out.stderr));
+        let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert!(rows.is_array());
+        if sql.contains("FROM bans AS b") {
+            assert_eq!(rows[0]["evidence_rule"], "jail sshd: maxretry 2 within findtime 600s");
+            assert_eq!(rows[0]["evidence_line"], "Failed password for root from 203.0.113.9, \"quoted\"");
+        }
+    }
+}
