@@ -90,9 +90,7 @@ pub fn register(
 ) -> anyhow::Result<()> {
     let stores = &config.stores;
     let gate = AckGate::new(acks.acknowledge());
-    if let Some(listener) =
-        stores.sqlite.build(state_dir).context("store sqlite")?
-    {
+    if let Some(listener) = stores.sqlite.build(state_dir).context("store sqlite")? {
         let settings = listener.settings().clone();
         let listener = listener.with_ack(gate.register());
         builder.register_listener_with(
@@ -105,7 +103,8 @@ pub fn register(
         )?;
     }
     for (name, it) in &stores.json_files {
-        let built = it.build(name, state_dir).with_context(|| format!("store json_files.{name}"))?;
+        let built =
+            it.build(name, state_dir).with_context(|| format!("store json_files.{name}"))?;
         if let Some(listener) = built {
             let settings = listener.settings().clone();
             let listener = listener.with_ack(gate.register());

@@ -159,7 +159,7 @@ fn sigkill_at_random_moments_loses_and_duplicates_no_line() {
         let mut child = spawn(&config);
         std::thread::sleep(Duration::from_millis(150 + rng.below(700)));
         // A reader while the agent writes: counts only grow, and reading never blocks it.
-        if let Some(n) = query_count(&config, "SELECT count(*) FROM events") {
+        if let Some(n) = query_count(&config, "SELECT count(*) FROM events WHERE kind = 'log'") {
             assert!(n >= seen, "a reader saw {n} rows after {seen}");
             seen = n;
         }
@@ -173,18 +173,16 @@ fn sigkill_at_random_moments_loses_and_duplicates_no_line() {
 
     // A last run catches up, then stops gracefully.
     let mut child = spawn(&config);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if query_count(&config, "SELECT count(*) FROM events") == Some(total) {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let caught_up = wait_for(|| {
+        query_count(&config, "SELECT count(*) FROM events WHERE kind = 'log'") == Some(total)
+    });
+    eprintln!("{total} lines written over {rounds} killed runs; {seen} stored while running");
     kill(&mut child, rustix::process::Signal::TERM);
     let status = child.wait().unwrap();
     let mut err = String::new();
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
     assert!(status.success(), "{status:?}: {err}");
+    assert!(caught_up, "the last run stores every line: {err}");
 
     let db = dir.path().join("state/vigil.db");
     let conn = rusqlite::Connection::open(&db).unwrap();
@@ -265,10 +263,13 @@ fn query_prints_tables_json_and_csv_and_refuses_writes() {
 
     let out = output(&mut vigil(&["query", top, "--db", db_arg, "--json"]));
     let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(rows, serde_json::json!([
-        {"ip": "203.0.113.9", "attempts": 2},
-        {"ip": "198.51.100.7", "attempts": 1}
-    ]));
+    assert_eq!(
+        rows,
+        serde_json::json!([
+            {"ip": "203.0.113.9", "attempts": 2},
+            {"ip": "198.51.100.7", "attempts": 1}
+        ])
+    );
 
     let bans = "SELECT ip, stage, evidence_rule, json_extract(evidence, '$.lines[0]') AS line \
                 FROM bans";
@@ -330,10 +331,9 @@ fn db_info_and_prune() {
 fn every_example_query_of_the_schema_page_runs() {
     let dir = tempfile::tempdir().unwrap();
     let db = sample_db(dir.path());
-    let page = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/schema.md"),
-    )
-    .unwrap();
+    let page =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/schema.md"))
+            .unwrap();
     let queries: Vec<&str> =
         page.split("```sql\n").skip(1).filter_map(|it| it.split("```").next()).collect();
     assert!(queries.len() >= 3, "the page has example queries");
@@ -344,7 +344,73 @@ fn every_example_query_of_the_schema_page_runs() {
         assert!(rows.is_array());
         if sql.contains("FROM bans AS b") {
             assert_eq!(rows[0]["evidence_rule"], "jail sshd: maxretry 2 within findtime 600s");
-            assert_eq!(rows[0]["evidence_line"], "Failed password for root from 203.0.113.9, \"quoted\"");
+            assert_eq!(
+                rows[0]["evidence_line"],
+                "Failed password for root from 203.0.113.9, \"quoted\""
+            );
         }
     }
+}
+
+/// Polls `check` every 100 ms for up to 30 s.
+fn wait_for(mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+#[test]
+fn a_locked_database_is_reported_and_the_lines_land_once_it_is_released() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("auth.log");
+    std::fs::write(&log, auth_line(0)).unwrap();
+    let config = write_config(dir.path(), &log);
+    // A second destination at once: JSON lines, one file per day.
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&format!(
+        "\n[stores.json_files.archive]\npath = {:?}\nmode = \"lines\"\ntag = \"auth\"\n\
+         flush_interval = \"50ms\"\nbatch_size = 100\n",
+        dir.path().join("json/%TAG-%YYYY%MM%DD.jsonl").to_str().unwrap()
+    ));
+    text = text.replace("[stores.sqlite]\n", "[stores.sqlite]\nbusy_timeout = \"50ms\"\n");
+    std::fs::write(&config, text).unwrap();
+    let db = dir.path().join("state/vigil.db");
+    let stored =
+        || query_count(&config, "SELECT count(*) FROM events WHERE kind = 'log'").unwrap_or(0);
+
+    let mut child = spawn(&config);
+    assert!(wait_for(|| stored() == 1), "the first line is stored");
+    // Another process takes the database; the agent keeps reading into its buffer.
+    let lock = rusqlite::Connection::open(&db).unwrap();
+    lock.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let mut file = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    for n in 1..200 {
+        file.write_all(auth_line(n).as_bytes()).unwrap();
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let count: i64 =
+        lock.query_row("SELECT count(*) FROM events WHERE kind = 'log'", [], |r| r.get(0)).unwrap();
+    assert_eq!(count, 1, "nothing is written while the lock is held");
+    lock.execute_batch("COMMIT").unwrap();
+    drop(lock);
+    assert!(wait_for(|| stored() == 200), "every line lands once the lock is gone");
+    kill(&mut child, rustix::process::Signal::TERM);
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(status.success(), "{status:?}: {err}");
+    assert!(err.contains("locked by another process"), "a clear error is logged: {err}");
+    // The JSON lines destination got every line too.
+    let json = std::fs::read_dir(dir.path().join("json")).unwrap();
+    let mut lines = 0;
+    for entry in json {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        lines += text.lines().count();
+    }
+    assert!(lines >= 200, "the JSON lines destination has every line ({lines})");
 }

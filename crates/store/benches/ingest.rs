@@ -50,7 +50,8 @@ fn events() -> Vec<Event> {
         .map(|line| {
             let mut log = parser.parse_line(line).expect("a generated sshd line parses");
             let end = offset + line.len() as u64 + 1;
-            log.origin = Some(LineOrigin { stream: "file:2049:131:9f2c4e1ab07d55e3".into(), offset, end });
+            log.origin =
+                Some(LineOrigin { stream: "file:2049:131:9f2c4e1ab07d55e3".into(), offset, end });
             log.raw = Some(line.clone());
             offset = end;
             Event::new("web-1", "files.auth", Payload::Log(log))

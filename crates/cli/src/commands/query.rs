@@ -74,7 +74,8 @@ fn human(ro: &ReadOnlyDb, sql: &str, out: &mut impl Write) -> Result<(), StoreEr
             numeric = vec![true; columns.len()];
         }
         for (is_numeric, value) in numeric.iter_mut().zip(&row) {
-            *is_numeric &= matches!(value, SqlValue::Integer(_) | SqlValue::Real(_) | SqlValue::Null);
+            *is_numeric &=
+                matches!(value, SqlValue::Integer(_) | SqlValue::Real(_) | SqlValue::Null);
         }
         rows.push(row.iter().map(|it| one_line(&it.to_string())).collect());
         Ok(())

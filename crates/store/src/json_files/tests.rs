@@ -19,7 +19,10 @@ fn every_variable_expands_as_in_the_seed() {
         expand("data/%TAG/%YYYY/%MM/%DD/%UUID.json", &vars(time)),
         "data/crowdstrike/2024/07/15/0190-abc.json"
     );
-    assert_eq!(expand("../data/source/%TAG/%TENANCY.json", &vars(time)), "../data/source/crowdstrike/company.json");
+    assert_eq!(
+        expand("../data/source/%TAG/%TENANCY.json", &vars(time)),
+        "../data/source/crowdstrike/company.json"
+    );
     assert_eq!(expand("%hh-%mm-%ss", &vars(time)), "14-30-45");
     assert_eq!(expand("100%-%X%%TAG", &vars(time)), "100%-%X%crowdstrike");
     let odd = TemplateVars { tag: "../etc", tenancy: "a/b", uuid: "", time };
@@ -65,9 +68,14 @@ fn documents_carry_the_seed_metadata_and_land_whole_across_midnight() {
     ]));
     let clock_times = times.clone();
     let template = format!("{}/%TENANCY/%TAG/%YYYY/%MM/%DD/%UUID.json", dir.path().display());
-    let mut sink =
-        JsonFilesSink::new("json_files.t".into(), template, None, "company".into(), JsonMode::Document)
-            .with_clock(Arc::new(move || clock_times.lock().unwrap().pop().unwrap()));
+    let mut sink = JsonFilesSink::new(
+        "json_files.t".into(),
+        template,
+        None,
+        "company".into(),
+        JsonMode::Document,
+    )
+    .with_clock(Arc::new(move || clock_times.lock().unwrap().pop().unwrap()));
     let finding = Arc::new(Event::new(
         "web-1",
         "report",
@@ -135,15 +143,15 @@ fn a_directory_that_cannot_be_made_is_an_error_with_its_path() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("file"), "x").unwrap();
     let template = format!("{}/file/%UUID.json", dir.path().display());
-    let mut sink =
-        JsonFilesSink::new("j".into(), template, None, "c".into(), JsonMode::Document);
+    let mut sink = JsonFilesSink::new("j".into(), template, None, "c".into(), JsonMode::Document);
     let err = sink.write_batch(&[log("a")]).unwrap_err();
     assert!(err.to_string().contains("/file"), "{err}");
 }
 
 #[test]
 fn config_defaults_and_relative_paths() {
-    let config: JsonFilesConfig = toml::from_str("tenancy = \"company\"\nmode = \"lines\"").unwrap();
+    let config: JsonFilesConfig =
+        toml::from_str("tenancy = \"company\"\nmode = \"lines\"").unwrap();
     assert_eq!(config.mode, JsonMode::Lines);
     assert_eq!(
         config.resolved_path(Path::new("/var/lib/vigil")),

@@ -123,9 +123,8 @@ impl StoreListener {
         let sink = self.sink.clone();
         let result = tokio::task::spawn_blocking(move || {
             let mut sink = sink.lock().unwrap_or_else(|it| it.into_inner());
-            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                sink.write_batch(&chunk)
-            }));
+            let result =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sink.write_batch(&chunk)));
             (chunk, result)
         })
         .await;
@@ -134,7 +133,9 @@ impl StoreListener {
             Ok((_, Err(_))) => {
                 return self.failed(StoreError::Config("the destination panicked".to_owned()));
             }
-            Err(err) => return self.failed(StoreError::Config(format!("write task failed: {err}"))),
+            Err(err) => {
+                return self.failed(StoreError::Config(format!("write task failed: {err}")));
+            }
         };
         match result {
             Ok(()) => {

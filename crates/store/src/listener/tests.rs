@@ -37,11 +37,15 @@ fn recorder() -> (Acknowledge, Arc<Mutex<Vec<u64>>>) {
 }
 
 fn rows(db: &std::path::Path) -> i64 {
-    Connection::open(db).unwrap().query_row("SELECT count(*) FROM events", [], |r| r.get(0)).unwrap()
+    Connection::open(db)
+        .unwrap()
+        .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
+        .unwrap()
 }
 
 fn sqlite_listener(db: &std::path::Path, settings: BatchSettings) -> StoreListener {
-    let options = SqliteOptions { busy_timeout: Duration::from_millis(20), ..SqliteOptions::default() };
+    let options =
+        SqliteOptions { busy_timeout: Duration::from_millis(20), ..SqliteOptions::default() };
     let sink = SqliteSink::new(db.to_path_buf(), options).unwrap();
     StoreListener::new("store.sqlite", Box::new(sink), settings)
 }

@@ -87,4 +87,3 @@ impl Sink for SqliteSink {
         Ok(!step.done)
     }
 }
-

@@ -82,6 +82,10 @@ impl ReadOnlyDb {
         conn.pragma_update(None, "query_only", true).map_err(err)?;
         // No ATTACH: a query sees this database and nothing else.
         let _ = conn.set_limit(Limit::SQLITE_LIMIT_ATTACHED, 0);
+        // A file the agent has just created but not yet given its tables is no database yet.
+        if schema::version(&conn).map_err(err)? == 0 {
+            return Err(StoreError::Missing { path });
+        }
         Ok(ReadOnlyDb { conn, path })
     }
 

@@ -56,7 +56,10 @@ impl StateStore for SqliteStateStore {
         let conn = self.conn.lock().unwrap_or_else(|it| it.into_inner());
         let Some(text) = load(&conn, key).map_err(|it| self.failed(it))? else { return Ok(None) };
         serde_json::from_str(&text).map(Some).map_err(|err| {
-            ComponentError::msg(format!("{}: invalid state under {key:?}: {err}", self.path.display()))
+            ComponentError::msg(format!(
+                "{}: invalid state under {key:?}: {err}",
+                self.path.display()
+            ))
         })
     }
 

@@ -140,8 +140,7 @@ impl SqliteStore {
     ) -> Result<SqliteStore, StoreError> {
         let path = path.into();
         let conn = open_writable(&path, &options)?;
-        let mut store =
-            SqliteStore {
+        let mut store = SqliteStore {
             conn,
             path,
             options,
@@ -279,8 +278,28 @@ impl SqliteStore {
                             &*event.source,
                             event.severity.as_str(),
                             event.kind().as_str(),
-                            none, none, none, none, none, none, none, none, none, none, none,
-                            none, none, none, none, none, none, none, none, none, none, none,
+                            none,
+                            none,
+                            none,
+                            none,
+                            none,
+                            none,
+                            none,
+                            none,
+                            none,
+                            none,
+                            none,
+                            none,
+                            none,
+                            none,
+                            none,
+                            none,
+                            none,
+                            none,
+                            none,
+                            none,
+                            none,
+                            none,
                             none,
                             std::str::from_utf8(&self.json).unwrap_or_default(),
                             enrichment,
@@ -494,11 +513,10 @@ fn stream_id(
         return Ok(*id);
     }
     tx.prepare_cached(NEW_STREAM)?.execute(params![origin.stream, &*event.source, now])?;
-    let id: i64 = tx.query_row(
-        "SELECT id FROM checkpoints WHERE stream = ?1",
-        [&origin.stream],
-        |row| row.get(0),
-    )?;
+    let id: i64 =
+        tx.query_row("SELECT id FROM checkpoints WHERE stream = ?1", [&origin.stream], |row| {
+            row.get(0)
+        })?;
     cache.insert(origin.stream.clone(), id);
     Ok(id)
 }

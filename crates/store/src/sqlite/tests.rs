@@ -40,7 +40,8 @@ fn a_line_written_twice_is_stored_once_and_checkpoints_follow() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("sub/vigil.db");
     let mut store = SqliteStore::open(&db).unwrap();
-    let batch: Vec<Event> = (0..10).map(|i| line("file:1:2:ab", i * 100, "203.0.113.9", "root")).collect();
+    let batch: Vec<Event> =
+        (0..10).map(|i| line("file:1:2:ab", i * 100, "203.0.113.9", "root")).collect();
     assert_eq!(store.write(&batch).unwrap(), WriteStats { inserted: 10, duplicates: 0 });
     // The same lines read again after a crash, with new event ids, plus two new ones.
     let mut again: Vec<Event> =
@@ -48,7 +49,13 @@ fn a_line_written_twice_is_stored_once_and_checkpoints_follow() {
     again.push(line("file:1:3:cd", 0, "198.51.100.1", "admin"));
     assert_eq!(store.write(&again).unwrap(), WriteStats { inserted: 3, duplicates: 5 });
     assert_eq!(count(&db, "SELECT count(*) FROM events"), 13);
-    assert_eq!(count(&db, "SELECT count(DISTINCT line_offset) FROM events JOIN checkpoints c ON c.id = stream_id WHERE c.stream = 'file:1:2:ab'"), 12);
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(DISTINCT line_offset) FROM events JOIN checkpoints c ON c.id = stream_id WHERE c.stream = 'file:1:2:ab'"
+        ),
+        12
+    );
     let end = count(&db, "SELECT line_end FROM checkpoints WHERE stream = 'file:1:2:ab'");
     assert_eq!(end as u64, again[6].payload_origin_end());
     // Events without an origin are never taken for duplicates.
@@ -103,7 +110,8 @@ fn findings_bans_and_audit_records_get_typed_tables() {
         ..Finding::new(FindingLevel::Warning, "SSHLoginTriesExceeded", "sshd", "5 failures")
     }
     .with_data("ip", "203.0.113.9");
-    let logins = AuditSchema { name: "ssh-logins", fields: &["user", "count", "ratio", "ok", "seq"] };
+    let logins =
+        AuditSchema { name: "ssh-logins", fields: &["user", "count", "ratio", "ok", "seq"] };
     let record = logins
         .record([
             ("user", serde_json::json!("root")),
@@ -153,7 +161,13 @@ fn findings_bans_and_audit_records_get_typed_tables() {
         columns.iter().skip(5).map(|(n, t)| (n.as_str(), t.as_str())).collect();
     assert_eq!(
         typed,
-        [("user", "TEXT"), ("count", "INTEGER"), ("ratio", "REAL"), ("ok", "INTEGER"), ("seq_", "TEXT")]
+        [
+            ("user", "TEXT"),
+            ("count", "INTEGER"),
+            ("ratio", "REAL"),
+            ("ok", "INTEGER"),
+            ("seq_", "TEXT")
+        ]
     );
     assert_eq!(count(&db, "SELECT sum(count) FROM audit_ssh_logins WHERE ok = 1"), 14);
     assert_eq!(count(&db, "SELECT count(*) FROM events"), 5);
@@ -183,7 +197,10 @@ fn the_schema_is_versioned_and_a_newer_database_is_refused() {
     assert_eq!(count(&db, "SELECT max(version) FROM schema_version"), SCHEMA_VERSION);
     assert_eq!(count(&db, "SELECT count(*) FROM schema_version"), SCHEMA_VERSION);
     let conn = Connection::open(&db).unwrap();
-    assert_eq!(conn.query_row("PRAGMA journal_mode", [], |r| r.get::<_, String>(0)).unwrap(), "wal");
+    assert_eq!(
+        conn.query_row("PRAGMA journal_mode", [], |r| r.get::<_, String>(0)).unwrap(),
+        "wal"
+    );
     assert_eq!(conn.query_row("PRAGMA auto_vacuum", [], |r| r.get::<_, i64>(0)).unwrap(), 2);
     conn.execute("INSERT INTO schema_version VALUES (99, 'later')", []).unwrap();
     drop(conn);
@@ -198,10 +215,15 @@ fn retention_by_age_and_size_removes_the_oldest_rows_step_by_step() {
     let mut store = SqliteStore::open(&db).unwrap();
     let now = Utc.with_ymd_and_hms(2026, 11, 23, 12, 0, 0).unwrap();
     let old: Vec<Event> = (0..2_500)
-        .map(|i| line("s", i * 80, "203.0.113.9", "root").with_timestamp(now - chrono::Duration::days(40)))
+        .map(|i| {
+            line("s", i * 80, "203.0.113.9", "root")
+                .with_timestamp(now - chrono::Duration::days(40))
+        })
         .collect();
     let recent: Vec<Event> = (2_500..3_000)
-        .map(|i| line("s", i * 80, "203.0.113.9", "root").with_timestamp(now - chrono::Duration::days(1)))
+        .map(|i| {
+            line("s", i * 80, "203.0.113.9", "root").with_timestamp(now - chrono::Duration::days(1))
+        })
         .collect();
     store.write(&old).unwrap();
     store.write(&recent).unwrap();
@@ -218,7 +240,8 @@ fn retention_by_age_and_size_removes_the_oldest_rows_step_by_step() {
     assert_eq!(store.prune(now).unwrap(), PruneReport { rows: 0, done: true });
 
     // By size: fill, then cap well below what is used.
-    let many: Vec<Event> = (10_000..30_000).map(|i| line("t", i * 80, "198.51.100.7", "admin")).collect();
+    let many: Vec<Event> =
+        (10_000..30_000).map(|i| line("t", i * 80, "198.51.100.7", "admin")).collect();
     store.write(&many).unwrap();
     let used = store.used_bytes().unwrap();
     let cap = used / 4;
@@ -227,7 +250,10 @@ fn retention_by_age_and_size_removes_the_oldest_rows_step_by_step() {
     assert!(report.rows > 0 && report.done);
     assert!(store.used_bytes().unwrap() <= cap, "{} > {cap}", store.used_bytes().unwrap());
     // The newest rows are the ones kept.
-    let newest = count(&db, "SELECT max(line_offset) FROM events JOIN checkpoints c ON c.id = stream_id WHERE c.stream = 't'");
+    let newest = count(
+        &db,
+        "SELECT max(line_offset) FROM events JOIN checkpoints c ON c.id = stream_id WHERE c.stream = 't'",
+    );
     assert_eq!(newest, 29_999 * 80);
     let file = std::fs::metadata(&db).unwrap().len();
     assert!(file < used + (4 << 20), "freed pages go back to the file system: {file}");
@@ -241,7 +267,9 @@ fn queries_are_read_only_and_clear_about_refusals() {
     assert!(matches!(err, StoreError::Missing { .. }), "{err}");
     assert!(!db.exists(), "a query never creates a database");
     let mut store = SqliteStore::open(&db).unwrap();
-    store.write(&[line("s", 0, "203.0.113.9", "root"), line("s", 60, "203.0.113.9", "bob")]).unwrap();
+    store
+        .write(&[line("s", 0, "203.0.113.9", "root"), line("s", 60, "203.0.113.9", "bob")])
+        .unwrap();
     let ro = ReadOnlyDb::open(&db).unwrap();
     let mut rows = Vec::new();
     let columns = ro
@@ -285,8 +313,9 @@ fn readers_see_consistent_counts_while_a_writer_commits() {
     let mut store = SqliteStore::open(&db).unwrap();
     let writer = std::thread::spawn(move || {
         for batch in 0..50u64 {
-            let events: Vec<Event> =
-                (0..200).map(|i| line("s", (batch * 200 + i) * 90, "203.0.113.9", "root")).collect();
+            let events: Vec<Event> = (0..200)
+                .map(|i| line("s", (batch * 200 + i) * 90, "203.0.113.9", "root"))
+                .collect();
             store.write(&events).unwrap();
         }
     });
@@ -324,7 +353,8 @@ fn readers_see_consistent_counts_while_a_writer_commits() {
 fn a_locked_database_fails_clearly_and_works_again_once_released() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("vigil.db");
-    let options = SqliteOptions { busy_timeout: Duration::from_millis(50), ..SqliteOptions::default() };
+    let options =
+        SqliteOptions { busy_timeout: Duration::from_millis(50), ..SqliteOptions::default() };
     let mut store = SqliteStore::open_with(&db, options).unwrap();
     let other = Connection::open(&db).unwrap();
     other.execute_batch("BEGIN EXCLUSIVE").unwrap();
@@ -382,7 +412,8 @@ fn the_default_config_stores_everything_under_the_state_dir() {
 
 #[test]
 fn times_are_stored_as_sortable_utc_text() {
-    let time = Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap() + chrono::Duration::milliseconds(67);
+    let time =
+        Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap() + chrono::Duration::milliseconds(67);
     assert_eq!(store::time_text(&time), "2026-01-02T03:04:05.067Z");
     assert_eq!(store::time_text(&time), time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
     let far = Utc.with_ymd_and_hms(12026, 1, 1, 0, 0, 0).unwrap();
