@@ -39,11 +39,11 @@ mod duration;
 mod error;
 #[cfg(feature = "json-files")]
 pub mod json_files;
-mod listener;
+mod pipeline;
 mod sink;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 
 pub use error::StoreError;
-pub use listener::{AckGate, AckSlot, Acknowledge, BatchSettings, StoreListener, StoreStats};
+pub use pipeline::{AckGate, AckSlot, Acknowledge, BatchSettings, StoreListener, StoreStats};
 pub use sink::Sink;

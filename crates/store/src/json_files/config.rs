@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use vigil_core::Filter;
 
 use super::JsonFilesSink;
-use crate::{BatchSettings, StoreError, StoreListener, listener::check_batching};
+use crate::{BatchSettings, StoreError, StoreListener, pipeline::check_batching};
 
 /// What a file holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]

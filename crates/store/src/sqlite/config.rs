@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use vigil_core::Filter;
 
 use super::{Retention, SqliteOptions, SqliteSink};
-use crate::{BatchSettings, StoreError, StoreListener, listener::check_batching};
+use crate::{BatchSettings, StoreError, StoreListener, pipeline::check_batching};
 
 /// When a commit reaches the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]

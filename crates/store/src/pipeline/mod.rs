@@ -1,4 +1,4 @@
-//! The store listener: one per destination, registered with the runtime like any listener.
+//! The store pipeline: one listener per destination, registered like any other listener.
 //!
 //! - [`StoreListener`] (`listener.rs`) batches, retries with backoff, bounds its buffer and
 //!   runs the sink's housekeeping between batches;
