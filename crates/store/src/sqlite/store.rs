@@ -350,9 +350,11 @@ impl SqliteStore {
             let cutoff = now.checked_sub_signed(age).unwrap_or(DateTime::<Utc>::MIN_UTC);
             let cutoff = time_text(&cutoff);
             for table in &tables {
+                // Rows arrive in time order: walk the oldest by `seq` (the primary key) rather
+                // than keep an index on `time`.
                 let sql = format!(
                     "DELETE FROM \"{table}\" WHERE seq IN \
-                     (SELECT seq FROM \"{table}\" WHERE time < ?1 LIMIT ?2)"
+                     (SELECT seq FROM \"{table}\" ORDER BY seq LIMIT ?2) AND time < ?1"
                 );
                 let n = tx.execute(&sql, params![cutoff, step]).map_err(err)? as u64;
                 more |= n == step as u64;
