@@ -10,7 +10,7 @@ use std::{
 
 use anyhow::Context;
 use vigil_runtime::{ListenerOptions, RuntimeBuilder};
-use vigil_store::{AckGate, Acknowledge, StoreError};
+use vigil_store::{AckGate, Acknowledge, PassThrough, StoreError};
 use vigil_tail::{AckHandle, AckMode};
 
 use crate::settings::Config;
@@ -92,7 +92,7 @@ pub fn register(
     let gate = AckGate::new(acks.acknowledge());
     if let Some(listener) = stores.sqlite.build(state_dir).context("store sqlite")? {
         let settings = listener.settings().clone();
-        let listener = listener.with_ack(gate.register());
+        let listener = listener.with_ack(gate.register(stores.sqlite.filter.clone()));
         builder.register_listener_with(
             Box::new(listener),
             stores.sqlite.filter.clone(),
@@ -107,7 +107,7 @@ pub fn register(
             it.build(name, state_dir).with_context(|| format!("store json_files.{name}"))?;
         if let Some(listener) = built {
             let settings = listener.settings().clone();
-            let listener = listener.with_ack(gate.register());
+            let listener = listener.with_ack(gate.register(it.filter.clone()));
             builder.register_listener_with(
                 Box::new(listener),
                 it.filter.clone(),
@@ -117,6 +117,10 @@ pub fn register(
                 },
             )?;
         }
+    }
+    if gate.destinations() > 0 {
+        // Lines no destination's filter accepts are acknowledged as they pass.
+        builder.register_listener(Box::new(gate.passthrough()), PassThrough::filter())?;
     }
     Ok(())
 }

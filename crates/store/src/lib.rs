@@ -45,5 +45,7 @@ mod sink;
 pub mod sqlite;
 
 pub use error::StoreError;
-pub use pipeline::{AckGate, AckSlot, Acknowledge, BatchSettings, StoreListener, StoreStats};
+pub use pipeline::{
+    AckGate, AckSlot, Acknowledge, BatchSettings, PassThrough, StoreListener, StoreStats,
+};
 pub use sink::Sink;

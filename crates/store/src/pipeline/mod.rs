@@ -14,11 +14,12 @@ use std::{
     collections::HashMap,
     sync::{
         Arc, Mutex,
-        atomic::{AtomicU32, AtomicU64, Ordering},
+        atomic::{AtomicU64, Ordering},
     },
     time::Duration,
 };
 
+use vigil_core::{ComponentError, Filter, Listener, async_trait};
 use vigil_event::{Event, Payload};
 
 use crate::StoreError;
@@ -72,10 +73,12 @@ pub type Acknowledge = Arc<dyn Fn(&Event) + Send + Sync>;
 /// stays unacknowledged and is read again after a restart) and counted.
 const MAX_PENDING: usize = 1_000_000;
 
-/// Acknowledges a tailed line once every registered destination committed it.
+/// Acknowledges a tailed line once every registered destination whose filter accepts it has
+/// committed it. A line no destination accepts is acknowledged by [`AckGate::passthrough`], a
+/// listener that sees every log event, so a filtered store never holds a file back.
 pub struct AckGate {
     forward: Acknowledge,
-    destinations: AtomicU32,
+    filters: Mutex<Vec<Filter>>,
     pending: Mutex<HashMap<(String, u64), u64>>,
     untracked: AtomicU64,
 }
@@ -83,7 +86,7 @@ pub struct AckGate {
 impl std::fmt::Debug for AckGate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AckGate")
-            .field("destinations", &self.destinations.load(Ordering::Relaxed))
+            .field("destinations", &self.destinations())
             .finish_non_exhaustive()
     }
 }
@@ -93,16 +96,24 @@ impl AckGate {
     pub fn new(forward: Acknowledge) -> Arc<AckGate> {
         Arc::new(AckGate {
             forward,
-            destinations: AtomicU32::new(0),
+            filters: Mutex::default(),
             pending: Mutex::default(),
             untracked: AtomicU64::new(0),
         })
     }
 
-    /// Adds a destination (at most 64); register them all before events flow.
-    pub fn register(self: &Arc<Self>) -> AckSlot {
-        let bit = self.destinations.fetch_add(1, Ordering::Relaxed).min(63);
+    /// Adds a destination that receives the events `filter` accepts (at most 64); register
+    /// them all before events flow.
+    pub fn register(self: &Arc<Self>, filter: Filter) -> AckSlot {
+        let mut filters = self.filters.lock().unwrap_or_else(|it| it.into_inner());
+        let bit = filters.len().min(63) as u32;
+        filters.push(filter);
         AckSlot { gate: self.clone(), bit }
+    }
+
+    /// The number of destinations registered.
+    pub fn destinations(&self) -> usize {
+        self.filters.lock().unwrap_or_else(|it| it.into_inner()).len()
     }
 
     /// Lines that could not be tracked because too many were pending.
@@ -115,32 +126,37 @@ impl AckGate {
         self.pending.lock().unwrap_or_else(|it| it.into_inner()).len()
     }
 
+    /// The destinations (as a bit mask) that will receive `event`.
+    fn required(filters: &[Filter], event: &Event) -> u64 {
+        filters
+            .iter()
+            .enumerate()
+            .filter(|(_, it)| it.matches(event))
+            .fold(0, |mask, (bit, _)| mask | (1u64 << bit.min(63)))
+    }
+
     fn committed(&self, bit: u32, events: &[Arc<Event>]) {
-        let destinations = self.destinations.load(Ordering::Relaxed).clamp(1, 64);
-        if destinations == 1 {
-            for event in events {
-                if is_tailed_line(event) {
-                    (self.forward)(event);
-                }
-            }
-            return;
-        }
-        let all = if destinations == 64 { u64::MAX } else { (1u64 << destinations) - 1 };
+        let filters = self.filters.lock().unwrap_or_else(|it| it.into_inner()).clone();
+        let mine = 1u64 << bit;
         let mut ready = Vec::new();
         {
             let mut pending = self.pending.lock().unwrap_or_else(|it| it.into_inner());
             for event in events {
                 let Payload::Log(log) = &event.payload else { continue };
                 let Some(origin) = &log.origin else { continue };
+                let required = AckGate::required(&filters, event) | mine;
+                if required == mine {
+                    ready.push(event);
+                    continue;
+                }
                 let key = (origin.stream.clone(), origin.offset);
-                let full = pending.len() >= MAX_PENDING && !pending.contains_key(&key);
-                if full {
+                if pending.len() >= MAX_PENDING && !pending.contains_key(&key) {
                     self.untracked.fetch_add(1, Ordering::Relaxed);
                     continue;
                 }
                 let mask = pending.entry(key.clone()).or_insert(0);
-                *mask |= 1 << bit;
-                if *mask == all {
+                *mask |= mine;
+                if *mask & required == required {
                     pending.remove(&key);
                     ready.push(event);
                 }
@@ -149,6 +165,42 @@ impl AckGate {
         for event in ready {
             (self.forward)(event);
         }
+    }
+
+    /// A listener (`store.passthrough`, for log events) that acknowledges the tailed lines no
+    /// destination's filter accepts, which no destination would ever commit.
+    pub fn passthrough(self: &Arc<Self>) -> PassThrough {
+        PassThrough { gate: self.clone() }
+    }
+}
+
+/// See [`AckGate::passthrough`].
+#[derive(Debug)]
+pub struct PassThrough {
+    gate: Arc<AckGate>,
+}
+
+impl PassThrough {
+    /// The filter to register it with: every log event.
+    pub fn filter() -> Filter {
+        Filter::any().kinds([vigil_event::EventKind::Log])
+    }
+}
+
+#[async_trait]
+impl Listener for PassThrough {
+    fn name(&self) -> &str {
+        "store.passthrough"
+    }
+
+    async fn handle(&mut self, events: &[Arc<Event>]) -> Result<(), ComponentError> {
+        let filters = self.gate.filters.lock().unwrap_or_else(|it| it.into_inner()).clone();
+        for event in events {
+            if is_tailed_line(event) && AckGate::required(&filters, event) == 0 {
+                (self.gate.forward)(event);
+            }
+        }
+        Ok(())
     }
 }
 

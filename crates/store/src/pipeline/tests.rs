@@ -8,7 +8,7 @@ use std::{
 };
 
 use rusqlite::Connection;
-use vigil_core::Listener;
+use vigil_core::{Filter, Listener};
 use vigil_event::{Event, LineOrigin, LogEvent, Payload};
 
 use super::*;
@@ -57,7 +57,7 @@ async fn lines_are_acknowledged_only_once_committed() {
     let (ack, acked) = recorder();
     let gate = AckGate::new(ack);
     let settings = BatchSettings { batch_size: 3, ..BatchSettings::default() };
-    let mut listener = sqlite_listener(&db, settings).with_ack(gate.register());
+    let mut listener = sqlite_listener(&db, settings).with_ack(gate.register(Filter::any()));
     listener.handle(&[line(0), line(10)]).await.unwrap();
     assert_eq!(rows(&db), 0, "below the batch size, nothing is written yet");
     assert!(acked.lock().unwrap().is_empty(), "and nothing is acknowledged");
@@ -79,7 +79,7 @@ async fn a_locked_database_keeps_events_buffered_within_the_bound_and_loses_none
     let gate = AckGate::new(ack);
     let settings =
         BatchSettings { batch_size: 2, max_buffered_events: 6, ..BatchSettings::default() };
-    let mut listener = sqlite_listener(&db, settings).with_ack(gate.register());
+    let mut listener = sqlite_listener(&db, settings).with_ack(gate.register(Filter::any()));
     let lock = Connection::open(&db).unwrap();
     lock.execute_batch("BEGIN EXCLUSIVE").unwrap();
     let err = listener.handle(&[line(0), line(10)]).await.unwrap_err();
@@ -110,8 +110,10 @@ async fn a_locked_database_keeps_events_buffered_within_the_bound_and_loses_none
 fn the_gate_waits_for_every_destination() {
     let (ack, acked) = recorder();
     let gate = AckGate::new(ack);
-    let sqlite = gate.register();
-    let files = gate.register();
+    let sqlite = gate.register(Filter::any());
+    let files = gate.register(Filter::any());
+    // A third destination that only takes findings never holds a line back.
+    let _findings = gate.register(Filter::any().kinds([vigil_event::EventKind::Finding]));
     let plain = Arc::new(Event::new("h", "s", Payload::Log(LogEvent::new("sshd", "no origin"))));
     sqlite.committed(&[line(0), line(10), plain.clone()]);
     assert!(acked.lock().unwrap().is_empty());
@@ -126,4 +128,22 @@ fn the_gate_waits_for_every_destination() {
     sqlite.committed(&[line(20)]);
     assert_eq!(*acked.lock().unwrap(), [0, 10, 20]);
     assert_eq!(gate.pending(), 0);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn lines_no_destination_accepts_are_acknowledged_by_the_passthrough() {
+    let (ack, acked) = recorder();
+    let gate = AckGate::new(ack);
+    let only_findings = gate.register(Filter::any().kinds([vigil_event::EventKind::Finding]));
+    let mut passthrough = gate.passthrough();
+    passthrough.handle(&[line(0), line(10)]).await.unwrap();
+    assert_eq!(*acked.lock().unwrap(), [0, 10]);
+    // A line a destination accepts waits for it instead.
+    let sqlite = gate.register(Filter::any());
+    passthrough.handle(&[line(20)]).await.unwrap();
+    assert_eq!(*acked.lock().unwrap(), [0, 10]);
+    sqlite.committed(&[line(20)]);
+    assert_eq!(*acked.lock().unwrap(), [0, 10, 20]);
+    drop(only_findings);
+    assert!(PassThrough::filter().matches(&line(30)));
 }
