@@ -414,3 +414,27 @@ fn a_locked_database_is_reported_and_the_lines_land_once_it_is_released() {
     }
     assert!(lines >= 200, "the JSON lines destination has every line ({lines})");
 }
+
+#[test]
+fn a_store_that_filters_log_lines_out_never_holds_the_file_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("auth.log");
+    // More lines than may be in flight unacknowledged (2000).
+    let text: String = (0..3_000).map(auth_line).collect();
+    std::fs::write(&log, &text).unwrap();
+    let config = write_config(dir.path(), &log);
+    let mut toml = std::fs::read_to_string(&config).unwrap();
+    toml.push_str("filter = { kinds = [\"finding\"] }\n");
+    std::fs::write(&config, toml).unwrap();
+    let mut child = spawn(&config);
+    let checkpoint = dir.path().join("state/checkpoints/files.auth.json");
+    let want = format!("\"offset\": {}", text.len());
+    let done = wait_for(|| std::fs::read_to_string(&checkpoint).is_ok_and(|it| it.contains(&want)));
+    kill(&mut child, rustix::process::Signal::TERM);
+    child.wait().unwrap();
+    assert!(done, "the checkpoint reaches the end of the file");
+    let logs = query_count(&config, "SELECT count(*) FROM events WHERE kind = 'log'");
+    assert_eq!(logs, Some(0), "the store kept only what its filter accepts");
+    let findings = query_count(&config, "SELECT count(*) FROM findings").unwrap();
+    assert_eq!(findings, 3_000, "the report detector's findings were stored");
+}
