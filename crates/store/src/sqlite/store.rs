@@ -174,6 +174,9 @@ impl SqliteStore {
     /// Stores `events` in one transaction: all of them or, on error, none. A tailed line already
     /// stored (same `stream` + `offset`) is skipped, so writing a batch again after a crash or a
     /// failed attempt stores each line exactly once.
+    ///
+    /// To back-fill many events (`vigil replay --store`), call it with batches of about 10,000:
+    /// one transaction holds a whole call, and the write-ahead log grows with it.
     pub fn write<E: Borrow<Event>>(&mut self, events: &[E]) -> Result<WriteStats, StoreError> {
         if events.is_empty() {
             return Ok(WriteStats::default());
