@@ -235,15 +235,16 @@ impl Listener for StoreListener {
 
     async fn flush(&mut self) -> Result<(), ComponentError> {
         while !self.buffer.is_empty() {
-            match self.write(self.settings.batch_size).await {
-                Ok(true) => {}
-                Ok(false) => {
-                    return Err(ComponentError::msg(format!(
-                        "{} events waiting for the destination to come back",
-                        self.buffer.len()
-                    )));
-                }
-                Err(err) => return Err(err.into()),
+            // In backoff, wait for the next attempt rather than report the same failure at every
+            // flush tick; new events wait in the runtime's queue meanwhile.
+            if let Some(at) = self.next_try {
+                tokio::time::sleep_until(at.into()).await;
+            }
+            if let Err(err) = self.write(self.settings.batch_size).await {
+                return Err(ComponentError::msg(format!(
+                    "{err}; {} events waiting for the destination",
+                    self.buffer.len()
+                )));
             }
         }
         if self.maintenance_pending || Instant::now() >= self.next_maintenance {
