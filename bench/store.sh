@@ -49,7 +49,7 @@ stored=0
 while [ "$stored" -lt "$lines" ]; do
   sleep 0.5
   stored=$("$vigil" -c "$tmp/vigil.toml" query --csv \
-    "SELECT count(*) FROM events WHERE kind = 'log'" 2>/dev/null | tail -n 1 || echo 0)
+    "SELECT count(*) FROM events WHERE kind = 'log'" 2>/dev/null | tail -n 1 | tr -d '\r' || echo 0)
   case $stored in ''|*[!0-9]*) stored=0 ;; esac
 done
 end=$(date +%s.%N)
