@@ -18,7 +18,7 @@ use vigil_core::{
 use vigil_listen::JsonLinesConfig;
 use vigil_parse::{Clock, Format};
 use vigil_runtime::{FileStateStore, RunReport, Runtime, RuntimeBuilder, default_host};
-use vigil_tail::{AckMode, Decoder, LineContext, generic_decoder};
+use vigil_tail::{Decoder, LineContext, generic_decoder};
 
 use crate::settings::Config;
 
@@ -44,12 +44,14 @@ pub fn build(config: &Config, options: &RunOptions) -> anyhow::Result<Runtime> {
         .host(host)
         .state_store(Arc::new(store))
         .with_status_events(config.sources.agent.enabled);
-    register_sources(&mut builder, config, &state_dir)?;
+    let mut acks = crate::stores::TailAcks::new(config);
+    register_sources(&mut builder, config, &state_dir, &mut acks)?;
     register_detectors(&mut builder, config)?;
     register_listeners(&mut builder, config, options)?;
     register_bans(&mut builder, config, &state_dir)?;
     let tracers = crate::tracers::register(&mut builder, config)?;
     tracing::info!(tracers = ?tracers, "Enrichment configured");
+    crate::stores::register(&mut builder, config, &state_dir, acks)?;
     tracing::info!(state_dir = %state_dir.display(), "Agent configured");
     Ok(builder.build())
 }
@@ -58,6 +60,7 @@ fn register_sources(
     builder: &mut RuntimeBuilder,
     config: &Config,
     state_dir: &std::path::Path,
+    acks: &mut crate::stores::TailAcks,
 ) -> anyhow::Result<()> {
     let sources = &config.sources;
     let root = ProcRoot::live;
@@ -88,9 +91,10 @@ fn register_sources(
     for (name, it) in &config.sources.files {
         let name = format!("files.{name}");
         let decoder = line_decoder(&it.parser).with_context(|| format!("source {name}"))?;
-        // No durable sink yet: a line counts as delivered once the bus accepted it.
+        // With a store, a line counts as delivered once every destination committed it;
+        // without one, once the bus accepted it.
         let built = it
-            .build(&name, state_dir, AckMode::OnPublish)
+            .build(&name, state_dir, acks.mode_for(&name))
             .with_context(|| format!("source {name}"))?;
         if let Some(source) = built {
             builder.register_source(Arc::new(source.with_decoder(decoder)))?;

@@ -11,6 +11,7 @@ mod config;
 mod logging;
 mod paths;
 mod settings;
+mod stores;
 mod tracers;
 
 use std::{io::Write, path::PathBuf, process::ExitCode};
@@ -120,6 +121,16 @@ enum Command {
     /// Show the sshd daily statistics and every detector's statistics, from the state the
     /// agent saved in its state directory.
     Report(commands::report::Args),
+    /// Ask the agent's database a question in SQL (read-only).
+    ///
+    /// A table by default; --json prints an array of objects, --csv CSV with a header. Only
+    /// statements that read are run: anything that would write is refused (exit 2). The tables
+    /// are described in docs/schema.md, e.g.
+    /// vigil query "SELECT ip, count(*) AS n FROM events WHERE action = 'failed_password' GROUP BY ip ORDER BY n DESC LIMIT 10"
+    Query(commands::query::Args),
+    /// Look after the agent's database: `info` (path, size, schema version, row counts) and
+    /// `prune` (apply retention now).
+    Db(commands::db::Args),
 }
 
 #[derive(Debug, Subcommand)]
@@ -225,6 +236,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(config) => commands::report::run(&args, &config),
             Err(code) => Ok(code),
         },
+        Command::Query(args) => commands::query::run(&args, cli.config.as_deref()),
+        Command::Db(args) => commands::db::run(&args, cli.config.as_deref()),
         Command::Config(ConfigCommand::Show) => {
             let config = match load_config(cli.config.as_deref()) {
                 Ok(it) => it,

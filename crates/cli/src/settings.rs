@@ -20,6 +20,7 @@ use vigil_detect::{
 use vigil_listen::{CsvConfig, ExecConfig, Template, WebhookConfig, WebhookFormat};
 use vigil_listen::{JsonLinesConfig, LogListenerConfig};
 use vigil_runtime::{DropPolicy, RuntimeConfig};
+use vigil_store::{json_files::JsonFilesConfig, sqlite::SqliteConfig};
 use vigil_tail::{StartAt, TailConfig};
 
 /// Vigil agent configuration.
@@ -51,6 +52,10 @@ pub struct Config {
     /// address within `findtime` ask for a ban of `bantime`. The `sshd` jail is always declared;
     /// set `enabled = false` in `[jails.sshd]` to turn it off.
     pub jails: JailsConfig,
+    /// Storage destinations: where events are kept to be queried (`vigil query "SQL"`). Several
+    /// may run at once; a log line's checkpoint advances only once every enabled destination
+    /// has committed it.
+    pub stores: StoresSection,
 }
 
 /// Agent identity and state.
@@ -495,5 +500,30 @@ fn example_exec() -> ExecConfig {
             .filter_map(|it| Template::new(it).ok())
             .collect(),
         ..ExecConfig::default()
+    }
+}
+
+/// Storage destinations.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoresSection {
+    /// The embedded SQLite database (on by default, nothing to install).
+    pub sqlite: SqliteConfig,
+    /// JSON files at templated paths, as named instances (`[stores.json_files.archive]`).
+    pub json_files: BTreeMap<String, JsonFilesConfig>,
+}
+
+impl Default for StoresSection {
+    fn default() -> Self {
+        StoresSection {
+            sqlite: SqliteConfig::default(),
+            // A disabled instance, so the generated example shows every key.
+            json_files: [(
+                "archive".to_owned(),
+                JsonFilesConfig { enabled: false, ..JsonFilesConfig::default() },
+            )]
+            .into_iter()
+            .collect(),
+        }
     }
 }

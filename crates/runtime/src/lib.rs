@@ -46,6 +46,8 @@ pub use bus::{Bus, QueueStats, Subscription, SubscriptionCloser};
 pub use config::RuntimeConfig;
 pub use health::{ComponentHealth, ComponentRole, ComponentState, Health};
 pub use queue::DropPolicy;
-pub use runtime::{RunReport, Runtime, RuntimeBuilder, RuntimeError, RuntimeHandle, default_host};
+pub use runtime::{
+    ListenerOptions, RunReport, Runtime, RuntimeBuilder, RuntimeError, RuntimeHandle, default_host,
+};
 pub use state::FileStateStore;
 pub use status::STATUS_SOURCE;

@@ -43,8 +43,9 @@ impl ListenerTask {
                     self.check(&name, "handle", result).await;
                 }
                 _ = flush.tick(), if dirty => {
-                    dirty = false;
                     let result = AssertUnwindSafe(self.listener.flush()).catch_unwind().await;
+                    // A failed flush (a destination that is down) is tried again next tick.
+                    dirty = !matches!(result, Ok(Ok(())));
                     self.check(&name, "flush", result).await;
                 }
             }

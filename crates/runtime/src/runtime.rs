@@ -56,6 +56,17 @@ pub struct RuntimeBuilder {
     detectors: Vec<(Box<dyn Detector>, Filter)>,
     listeners: Vec<(Box<dyn Listener>, Filter)>,
     enrichers: Vec<Arc<dyn vigil_core::Enricher>>,
+    listener_options: BTreeMap<String, ListenerOptions>,
+}
+
+/// Per-listener settings that override the runtime's `listener_batch_size` and
+/// `flush_interval` (a store destination batches on its own schedule).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ListenerOptions {
+    /// Most events handed to the listener at once.
+    pub batch_size: Option<usize>,
+    /// How often the listener is flushed.
+    pub flush_interval: Option<Duration>,
 }
 
 impl RuntimeBuilder {
@@ -124,6 +135,20 @@ impl RuntimeBuilder {
         Ok(self)
     }
 
+    /// Registers a listener like [`register_listener`](Self::register_listener), with its own
+    /// batch size and flush interval.
+    pub fn register_listener_with(
+        &mut self,
+        listener: Box<dyn Listener>,
+        filter: Filter,
+        options: ListenerOptions,
+    ) -> Result<&mut Self, RuntimeError> {
+        let name = listener.name().to_owned();
+        self.register_listener(listener, filter)?;
+        self.listener_options.insert(name, options);
+        Ok(self)
+    }
+
     fn check_name(&self, name: &str) -> Result<(), RuntimeError> {
         let taken = self.sources.iter().any(|it| it.name() == name)
             || self.detectors.iter().any(|(it, _)| it.name() == name)
@@ -181,13 +206,17 @@ impl RuntimeBuilder {
             let component =
                 ComponentHealth::new(&name, ComponentRole::Listener, Some(subscription.closer()));
             health.add(component.clone());
+            let options = self.listener_options.get(&name).copied().unwrap_or_default();
             listeners.push(ListenerTask {
                 listener,
                 subscription,
                 health: component,
                 backoff: backoff(),
-                batch_size: config.listener_batch_size,
-                flush_interval: config.flush_interval,
+                batch_size: options.batch_size.unwrap_or(config.listener_batch_size).max(1),
+                flush_interval: options
+                    .flush_interval
+                    .filter(|it| !it.is_zero())
+                    .unwrap_or(config.flush_interval),
             });
         }
         let handle = RuntimeHandle {
@@ -288,6 +317,7 @@ impl Runtime {
             detectors: Vec::new(),
             listeners: Vec::new(),
             enrichers: Vec::new(),
+            listener_options: BTreeMap::new(),
         }
     }
 

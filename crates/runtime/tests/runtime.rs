@@ -523,3 +523,63 @@ async fn a_sources_own_counters_appear_in_health() {
     shutdown.cancel();
     run.await.unwrap();
 }
+
+/// Records the size of every batch and counts flushes; its first `failing` flushes fail.
+#[derive(Clone, Default)]
+struct BatchRecorder {
+    sizes: Arc<Mutex<Vec<usize>>>,
+    flushes: Arc<AtomicU64>,
+    failing: u64,
+}
+
+#[async_trait]
+impl Listener for BatchRecorder {
+    fn name(&self) -> &str {
+        "batches"
+    }
+    async fn handle(&mut self, events: &[Arc<Event>]) -> Result<(), ComponentError> {
+        self.sizes.lock().unwrap().push(events.len());
+        Ok(())
+    }
+    async fn flush(&mut self) -> Result<(), ComponentError> {
+        let n = self.flushes.fetch_add(1, Ordering::SeqCst);
+        if n < self.failing { Err(ComponentError::msg("destination down")) } else { Ok(()) }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listener_gets_its_own_batch_size_and_a_failed_flush_is_retried() {
+    let recorder = BatchRecorder { failing: 3, ..BatchRecorder::default() };
+    let mut builder = Runtime::builder(config().with_listener_batch_size(512));
+    builder
+        .register_source(Arc::new(Counter {
+            name: "burst",
+            count: Some(500),
+            every: Duration::ZERO,
+        }))
+        .unwrap();
+    builder
+        .register_listener_with(
+            Box::new(recorder.clone()),
+            Filter::any().kinds([EventKind::Log]),
+            vigil_runtime::ListenerOptions {
+                batch_size: Some(7),
+                flush_interval: Some(Duration::from_millis(10)),
+            },
+        )
+        .unwrap();
+    let runtime = builder.build();
+    let shutdown = vigil_core::CancellationToken::new();
+    let run = tokio::spawn(runtime.run(shutdown.clone()));
+    let sizes = recorder.sizes.clone();
+    wait_until("every event arrived", || sizes.lock().unwrap().iter().sum::<usize>() == 500).await;
+    // No event arrives after the last batch, yet the failed flushes are tried again until one
+    // succeeds.
+    let flushes = recorder.flushes.clone();
+    wait_until("a flush succeeds after three failures", || flushes.load(Ordering::SeqCst) >= 4)
+        .await;
+    shutdown.cancel();
+    run.await.unwrap();
+    let sizes = recorder.sizes.lock().unwrap();
+    assert!(sizes.iter().all(|it| *it <= 7), "batches follow the listener's size: {sizes:?}");
+}

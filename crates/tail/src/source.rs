@@ -22,6 +22,11 @@ use crate::{
 /// Most events per `send_batch`.
 const BATCH: usize = 512;
 
+/// How long a stopping source waits for externally acknowledged lines in flight (a store's
+/// flush interval is one second by default); what is still unacknowledged then is read again
+/// at the next start.
+const SHUTDOWN_ACK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// How long an inotify wake-up waits for more changes before polling.
 const WAKE_SETTLE: std::time::Duration = std::time::Duration::from_millis(5);
 
@@ -262,6 +267,17 @@ impl EventSource for TailSource {
                     }
                 }
                 () = ctx.shutdown.cancelled() => break,
+            }
+        }
+        // A store acknowledges on its own flush schedule: give the lines in flight a moment
+        // to be committed, so the checkpoint written now is as far as the store got.
+        if matches!(self.ack, AckMode::External(_)) {
+            let deadline = tokio::time::Instant::now() + SHUTDOWN_ACK_WAIT;
+            while self.shared.in_flight() > 0 {
+                tokio::select! {
+                    () = self.shared.advanced() => {}
+                    () = tokio::time::sleep_until(deadline) => break,
+                }
             }
         }
         // Acknowledgements that arrived meanwhile still count.

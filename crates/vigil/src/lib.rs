@@ -45,3 +45,9 @@ pub mod tracers {
     pub use vigil_core::{Enricher, enrich_with};
     pub use vigil_enrich::*;
 }
+
+/// Storage destinations: the SQLite store (also the back-fill API), JSON files, and the store
+/// listener that acknowledges lines after commit.
+pub mod stores {
+    pub use vigil_store::*;
+}

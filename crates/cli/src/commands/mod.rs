@@ -4,6 +4,7 @@
 
 pub mod bans;
 pub mod conns;
+pub mod db;
 pub mod errors;
 pub mod filter_test;
 pub mod ip;
@@ -11,6 +12,7 @@ pub mod logs;
 pub mod metrics;
 pub mod parse;
 pub mod ps;
+pub mod query;
 pub mod replay;
 pub mod report;
 pub mod table;
