@@ -335,3 +335,51 @@ fn the_agent_bans_and_report_reads_its_saved_state() {
     let out = vigil(&["report", "--day", "1st of November"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn replay_store_back_fills_every_line_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = generate(dir.path(), 3000, 11);
+    let db = dir.path().join("back.db");
+    let replay = || {
+        command(env!("CARGO_BIN_EXE_vigil"))
+            .arg("replay")
+            .arg(&log)
+            .args(["--json", "--tz", "UTC", "--now", "2026-12-01T00:00:00Z", "--store", "--db"])
+            .arg(&db)
+            .output()
+            .unwrap()
+    };
+    let first = replay();
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first.stderr));
+    let summary: Value = serde_json::from_slice(&first.stdout).unwrap();
+    assert!(text(&first.stderr).contains("(0 lines were already in the store)"));
+    let second = replay();
+    assert_eq!(second.status.code(), Some(0), "{}", text(&second.stderr));
+    let events = summary["events"].as_u64().unwrap();
+    assert!(text(&second.stderr).contains(&format!("({events} lines were already in the store)")));
+    let query = |sql: &str| {
+        let out = command(env!("CARGO_BIN_EXE_vigil"))
+            .args(["query", sql, "--json", "--db"])
+            .arg(&db)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    let logs = query(
+        "SELECT count(*) AS n, count(DISTINCT line_offset) AS offsets FROM events WHERE kind = 'log'",
+    );
+    assert_eq!(logs[0]["n"], events, "every recognised line stored once: {logs}");
+    assert_eq!(logs[0]["offsets"], events);
+    let bans = query("SELECT ip, at FROM bans WHERE stage = 'banned' ORDER BY at, ip");
+    let want: Vec<(String, String)> = summary["bans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| (b["ip"].as_str().unwrap().to_owned(), b["at"].as_str().unwrap().to_owned()))
+        .collect();
+    assert!(!want.is_empty());
+    // Each replay wrote its decisions: twice the summary's bans, same addresses.
+    assert_eq!(bans.as_array().unwrap().len(), 2 * want.len(), "{bans}");
+}

@@ -77,8 +77,29 @@ impl Replay {
 
     /// Reads one line (without its terminator); ban requests are pushed to `requests`.
     pub fn line(&mut self, line: &str, requests: &mut Vec<Ban>) {
+        self.line_with(line, requests, |_| ());
+    }
+
+    /// [`line`](Replay::line), also handing the line's owned event (with `raw` set) to `keep`
+    /// when a parser recognised it — for a replay that back-fills a store.
+    pub fn line_keeping(
+        &mut self,
+        line: &str,
+        requests: &mut Vec<Ban>,
+        keep: impl FnOnce(vigil_event::LogEvent),
+    ) {
+        self.line_with(line, requests, |parsed| keep(parsed.to_log_event(line)));
+    }
+
+    fn line_with(
+        &mut self,
+        line: &str,
+        requests: &mut Vec<Ban>,
+        on_parsed: impl FnOnce(&vigil_parse::Parsed<'_>),
+    ) {
         self.lines += 1;
         let Some(parsed) = self.parser.parse(line) else { return };
+        on_parsed(&parsed);
         self.events += 1;
         let obs = Observation::from_parsed(&parsed, line, self.last_ms);
         self.last_ms = obs.at_ms;

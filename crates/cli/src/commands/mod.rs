@@ -2,6 +2,7 @@
 //! and its `run` function returning the exit code. `main.rs` only lists the subcommands and
 //! dispatches to these modules, so adding a subcommand touches one line there.
 
+pub mod backfill;
 pub mod bans;
 pub mod conns;
 pub mod db;

@@ -19,7 +19,10 @@ use vigil_detect::{JailSet, Replay, ReplaySummary};
 use vigil_parse::{Clock, Format};
 use vigil_respond::{BanManager, BansConfig};
 
-use crate::{commands::parse::for_each_line, settings::Config};
+use crate::{
+    commands::{backfill::Backfill, parse::for_each_line},
+    settings::Config,
+};
 
 /// Arguments of `vigil replay`.
 #[derive(Debug, clap::Args)]
@@ -40,6 +43,14 @@ pub struct Args {
     /// Zone of timestamps written without one (default: the system's), e.g. Europe/Berlin.
     #[arg(long, value_name = "ZONE")]
     tz: Option<String>,
+    /// Back-fill the SQLite store: every recognised line (once, however often the file is
+    /// replayed), the findings and the dry-run ban decisions.
+    #[arg(long)]
+    store: bool,
+    /// The database --store writes (default: `stores.sqlite.path` of the configuration, else
+    /// `vigil.db` in the state directory).
+    #[arg(long, value_name = "PATH", requires = "store")]
+    db: Option<PathBuf>,
 }
 
 /// Runs `vigil replay`.
@@ -92,6 +103,21 @@ pub fn run(args: &Args, config: &Config) -> anyhow::Result<ExitCode> {
         Ok(it) => it,
         Err(err) => return usage(format!("{err:#}")),
     };
+    let mut backfill = match args.store {
+        false => None,
+        true => {
+            let db = args.db.clone().unwrap_or_else(|| crate::stores::database_path(config));
+            let host = config.agent.host.clone().unwrap_or_else(vigil_runtime::default_host);
+            match Backfill::start(&db, &host) {
+                Ok(it) => Some(it),
+                Err(err) => {
+                    eprintln!("error: {err:#}");
+                    return Ok(ExitCode::from(crate::EXIT_PROBLEMS));
+                }
+            }
+        }
+    };
+    let mut store_error = None;
     let mut bans = Vec::new();
     let mut requests = Vec::new();
     let mut failed = false;
@@ -110,8 +136,24 @@ pub fn run(args: &Args, config: &Config) -> anyhow::Result<ExitCode> {
                 }
             }
         };
+        if let Some(backfill) = &mut backfill {
+            backfill.begin_file(path);
+        }
+        let mut offset = 0u64;
         let res = for_each_line(input, &mut totals, |_, line, _| {
-            replay.line(line, &mut requests);
+            match &mut backfill {
+                Some(backfill) if store_error.is_none() => {
+                    let mut kept = None;
+                    replay.line_keeping(line, &mut requests, |log| kept = Some(log));
+                    if let Some(log) = kept
+                        && let Err(err) = backfill.line(log, offset, line.len())
+                    {
+                        store_error = Some(err);
+                    }
+                }
+                _ => replay.line(line, &mut requests),
+            }
+            offset += line.len() as u64 + 1;
             if !requests.is_empty() {
                 for ban in decisions.decide(requests.drain(..)) {
                     if ban.stage == BanStage::Banned {
@@ -133,6 +175,17 @@ pub fn run(args: &Args, config: &Config) -> anyhow::Result<ExitCode> {
     }
     bar.finish_and_clear();
     let summary = replay.finish();
+    if let Some(err) = store_error {
+        eprintln!("error: {err:#}");
+        return Ok(ExitCode::from(crate::EXIT_PROBLEMS));
+    }
+    let stored = match backfill.map(|it| it.finish(&summary.findings, &bans)).transpose() {
+        Ok(it) => it,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            return Ok(ExitCode::from(crate::EXIT_PROBLEMS));
+        }
+    };
     let printed = if args.json { print_json(&summary, &bans) } else { print_text(&summary, &bans) };
     match printed {
         Err(err) if err.kind() == io::ErrorKind::BrokenPipe => return Ok(ExitCode::SUCCESS),
@@ -147,6 +200,12 @@ pub fn run(args: &Args, config: &Config) -> anyhow::Result<ExitCode> {
     }
     if totals.invalid_utf8 > 0 {
         eprintln!("warning: {} lines had invalid UTF-8 (replaced)", totals.invalid_utf8);
+    }
+    if let Some(stored) = stored {
+        eprintln!(
+            "stored {} events ({} lines were already in the store)",
+            stored.inserted, stored.duplicates
+        );
     }
     Ok(if failed { ExitCode::from(crate::EXIT_PROBLEMS) } else { ExitCode::SUCCESS })
 }
