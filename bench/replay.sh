@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `vigil replay` (default sshd jail: parse → detectors → dry-run bans) beside `fail2ban-regex`
 # with fail2ban's unchanged sshd.conf, on the same generated auth.log, in the same run:
-# lines/s, peak RSS, ratio, and the bans checked against the generator's expected_bans.
+# lines/s, peak RSS, ratio, and the bans checked against the generator's expected_bans; then
+# `vigil replay --store` (the same replay back-filling a fresh SQLite database, issue 8).
 #
 #   bench/replay.sh [LINES]      (default 1000000)
 #
@@ -44,7 +45,12 @@ run() { # name, command...
 
 echo "input: gen_authlog.py --lines $lines --seed 1; load: $(cut -d' ' -f1-3 /proc/loadavg)"
 run vigil ./target/release/vigil replay --json --tz UTC --now 2026-12-01T00:00:00Z "$tmp/auth.log"
+run vigil-store ./target/release/vigil replay --json --tz UTC --now 2026-12-01T00:00:00Z \
+  --store --db "$tmp/vigil.db" "$tmp/auth.log"
 run fail2ban-regex fail2ban-regex "$tmp/auth.log" "$filter"
+awk -v v="$(cat "$tmp/vigil-store.secs")" \
+  'BEGIN { printf "vigil replay --store (back-fill into SQLite): %.2f s (target: <= 5 s for 1,000,000 lines)\n", v }'
+tail -1 "$tmp/vigil-store.err"
 awk -v v="$(cat "$tmp/vigil.secs")" -v f="$(cat "$tmp/fail2ban-regex.secs")" \
   'BEGIN { printf "ratio: vigil replay is %.1fx fail2ban-regex in lines/s (target: >= 500000 lines/s)\n", f / v }'
 grep -Eo '[0-9]+ matched' "$tmp/fail2ban-regex.out" | head -1 | sed 's/^/fail2ban-regex: /' || true
