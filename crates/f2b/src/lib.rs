@@ -38,7 +38,7 @@ use std::path::PathBuf;
 
 pub use chrono_tz;
 pub use date::{Clock, DateDetector};
-pub use filter::{FancyUse, Filter, LineResult, Problem};
+pub use filter::{FancyUse, Filter, LineResult, Matcher, Problem, Scan};
 pub use pyre::BACKTRACK_LIMIT;
 pub use reader::{FilterDefinition, parse_filter, read_filter, split_options};
 

@@ -505,11 +505,9 @@ pub struct Rx {
     pre: Option<regex::Regex>,
     names: Arc<Vec<(Arc<str>, usize)>>,
     fancy: FancyFeatures,
-    locs: std::cell::RefCell<Option<regex::CaptureLocations>>,
     /// The same pattern with ASCII-only classes, used on ASCII text (where it matches exactly
     /// what the Unicode pattern matches, with much smaller automata).
     ascii: Option<regex::bytes::Regex>,
-    ascii_locs: std::cell::RefCell<Option<regex::bytes::CaptureLocations>>,
 }
 
 /// The ASCII variant of a translated pattern, if it compiles.
@@ -572,15 +570,7 @@ impl Rx {
             (Engine::Fancy(Box::new(re)), names)
         };
         let ascii = if t.fancy.0.is_empty() { ascii_variant(&t.pattern) } else { None };
-        Ok(Rx {
-            engine,
-            pre: None,
-            names: Arc::new(names),
-            fancy: t.fancy.clone(),
-            locs: std::cell::RefCell::new(None),
-            ascii,
-            ascii_locs: std::cell::RefCell::new(None),
-        })
+        Ok(Rx { engine, pre: None, names: Arc::new(names), fancy: t.fancy.clone(), ascii })
     }
 
     /// The backtracking features this pattern needs (empty: linear-time engine).
@@ -603,16 +593,14 @@ impl Rx {
         if let Some(ascii) = &self.ascii
             && hay.is_ascii()
         {
-            let mut cache = self.ascii_locs.borrow_mut();
-            let locs = cache.get_or_insert_with(|| ascii.capture_locations());
-            ascii.captures_read_at(locs, hay.as_bytes(), start)?;
+            let mut locs = ascii.capture_locations();
+            ascii.captures_read_at(&mut locs, hay.as_bytes(), start)?;
             return Some(Spans((0..locs.len()).map(|i| locs.get(i)).collect()));
         }
         match &self.engine {
             Engine::Std(re) => {
-                let mut cache = self.locs.borrow_mut();
-                let locs = cache.get_or_insert_with(|| re.capture_locations());
-                re.captures_read_at(locs, hay, start)?;
+                let mut locs = re.capture_locations();
+                re.captures_read_at(&mut locs, hay, start)?;
                 Some(Spans((0..locs.len()).map(|i| locs.get(i)).collect()))
             }
             Engine::Fancy(re) => {
