@@ -861,9 +861,20 @@ fn template_time(t: &Template, m: &crate::pyre::Spans, line: &str, clock: &Clock
             i64::from_str_radix(hexpart, 16).ok().map(|s| s as f64)
         }
         Kind::Pattern => {
-            let fields: Vec<(&str, &str)> =
-                t.rx.names().iter().filter_map(|(n, i)| text(*i).map(|v| (&**n, v))).collect();
-            strptime(&fields, clock)
+            let mut fields = t.rx.names().iter().filter_map(|(n, i)| text(*i).map(|v| (&**n, v)));
+            // Templates have a handful of fields: no allocation for them.
+            let mut few = [("", ""); 16];
+            let mut n = 0;
+            for f in fields.by_ref().take(few.len()) {
+                few[n] = f;
+                n += 1;
+            }
+            let rest: Vec<(&str, &str)> = fields.collect();
+            if rest.is_empty() {
+                strptime(&few[..n], clock)
+            } else {
+                strptime(&[&few[..n], &rest[..]].concat(), clock)
+            }
         }
     }
 }
@@ -966,6 +977,47 @@ fn now_local(clock: &Clock) -> Option<NaiveDateTime> {
     Some(local)
 }
 
+/// The position of a month name (compared lower-cased).
+fn month_index(names: &[&str], val: &str) -> Option<u32> {
+    let pos = if val.is_ascii() {
+        names.iter().position(|m| m.eq_ignore_ascii_case(val))
+    } else {
+        let lower = val.to_lowercase();
+        names.iter().position(|m| *m == lower)
+    };
+    pos.map(|p| p as u32)
+}
+
+/// [`local_to_epoch`] through a per-thread cache of the last hour seen: within an hour whose
+/// UTC offset does not change, a time is the hour's start plus minutes and seconds.
+fn local_to_epoch_cached(zone: Tz, date: NaiveDateTime) -> i64 {
+    use chrono::Timelike;
+    type HourKey = (Tz, NaiveDate, u32);
+    thread_local! {
+        static HOUR: std::cell::Cell<Option<(HourKey, Option<i64>)>> =
+            const { std::cell::Cell::new(None) };
+    }
+    let key = (zone, date.date(), date.hour());
+    let base = match HOUR.get() {
+        Some((k, base)) if k == key => base,
+        _ => {
+            let start = date.date().and_hms_opt(date.hour(), 0, 0);
+            let end = date.date().and_hms_opt(date.hour(), 59, 59);
+            let single = |d: NaiveDateTime| zone.from_local_datetime(&d).single();
+            let base = match (start.and_then(single), end.and_then(single)) {
+                (Some(s), Some(e)) if e.timestamp() - s.timestamp() == 3599 => Some(s.timestamp()),
+                _ => None,
+            };
+            HOUR.set(Some((key, base)));
+            base
+        }
+    };
+    match base {
+        Some(b) => b + i64::from(date.minute()) * 60 + i64::from(date.second()),
+        None => local_to_epoch(zone, date),
+    }
+}
+
 /// fail2ban's `reGroupDictStrptime`.
 fn strptime(fields: &[(&str, &str)], clock: &Clock) -> Option<f64> {
     let mut year: Option<i32> = None;
@@ -986,10 +1038,8 @@ fn strptime(fields: &[(&str, &str)], clock: &Clock) -> Option<f64> {
             }
             "Y" => year = Some(val.parse().ok()?),
             "m" => month = Some(val.trim().parse().ok()?),
-            "B" => {
-                month = Some(MONTHS_FULL.iter().position(|m| *m == val.to_lowercase())? as u32 + 1);
-            }
-            "b" => month = Some(MONTHS.iter().position(|m| *m == val.to_lowercase())? as u32 + 1),
+            "B" => month = Some(month_index(&MONTHS_FULL, val)? + 1),
+            "b" => month = Some(month_index(&MONTHS, val)? + 1),
             "d" => day = Some(val.trim().parse().ok()?),
             "H" => hour = val.trim().parse().ok()?,
             "I" => {
@@ -1044,7 +1094,7 @@ fn strptime(fields: &[(&str, &str)], clock: &Clock) -> Option<f64> {
     Some(if tzoffset.is_some() {
         date.and_utc().timestamp() as f64
     } else {
-        local_to_epoch(clock.zone, date) as f64
+        local_to_epoch_cached(clock.zone, date) as f64
     })
 }
 

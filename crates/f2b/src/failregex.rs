@@ -141,6 +141,46 @@ fn alt_target(name: &str) -> Option<String> {
     Some(map_tag(base))
 }
 
+/// Whether a Python pattern has a `|` outside every group and class.
+fn top_level_alternation(py: &str) -> bool {
+    let b = py.as_bytes();
+    let (mut depth, mut in_class, mut i) = (0usize, false, 0);
+    while i < b.len() {
+        match b[i] {
+            b'\\' => i += 1,
+            b'[' if !in_class => {
+                in_class = true;
+                if b.get(i + 1) == Some(&b'^') {
+                    i += 1;
+                }
+                if b.get(i + 1) == Some(&b']') {
+                    i += 1;
+                }
+            }
+            b']' if in_class => in_class = false,
+            b'(' if !in_class => depth += 1,
+            b')' if !in_class => depth = depth.saturating_sub(1),
+            b'|' if !in_class && depth == 0 => return true,
+            _ => {}
+        }
+        i += 1;
+    }
+    false
+}
+
+/// Whether a Python pattern has an inline flag group (`(?s)`, `(?m:…)`, `(?-i:…)`, …); such a
+/// flag may change what `.` or `$` match.
+fn has_flag_group(py: &str) -> bool {
+    py.match_indices("(?").any(|(i, _)| {
+        let escaped = py[..i].len() - py[..i].trim_end_matches('\\').len();
+        escaped % 2 == 0
+            && py[i + 2..]
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() && c != 'P' || c == '-')
+    })
+}
+
 /// One line split around its timestamp: (before, timestamp text, after).
 pub(crate) type TupleLine = (String, String, String);
 
@@ -183,11 +223,30 @@ impl Found {
 
 impl F2bRegex {
     pub(crate) fn new(source: &str, multiline: bool) -> Result<F2bRegex, String> {
-        let expanded = resolve_tags(source);
+        F2bRegex::from_expanded(&resolve_tags(source), source, multiline)
+    }
+
+    /// For a single-line regex that ends in `<F-CONTENT>.+</F-CONTENT>$` (fail2ban's
+    /// `prefregex` style), the same regex ending in `(?P<content>.)` instead: on a buffer of one
+    /// line it picks the same match up to where `content` starts (`.+$` matches from there
+    /// exactly when one character other than the newline follows), and `content` is the rest of
+    /// the line. The capture engine then runs over the line's head only. `None` when the regex
+    /// has another shape: a top-level alternation, or a flag that changes what `.` or `$` mean.
+    pub(crate) fn rest_of_line_form(&self) -> Option<F2bRegex> {
+        let expanded = resolve_tags(&self.source);
+        let head = expanded.strip_suffix("(?P<content>.+)$")?;
+        let trailing_backslashes = head.len() - head.trim_end_matches('\\').len();
+        if trailing_backslashes % 2 == 1 || top_level_alternation(head) || has_flag_group(head) {
+            return None;
+        }
+        F2bRegex::from_expanded(&format!("{head}(?P<content>.)"), &self.source, false).ok()
+    }
+
+    fn from_expanded(expanded: &str, source: &str, multiline: bool) -> Result<F2bRegex, String> {
         if expanded.trim_start().is_empty() {
             return Err("cannot add empty regex".into());
         }
-        let rx = Rx::new(&expanded, multiline)
+        let rx = Rx::new(expanded, multiline)
             .map_err(|e| format!("unable to compile regular expression {source:?}: {e}"))?;
         let skiplines = rx
             .names()
@@ -204,7 +263,7 @@ impl F2bRegex {
         Some(self.found(buf, org, &spans))
     }
 
-    fn found(&self, buf: &str, org: &[TupleLine], spans: &Spans) -> Found {
+    pub(crate) fn found(&self, buf: &str, org: &[TupleLine], spans: &Spans) -> Found {
         let mut groups: Vec<(std::sync::Arc<str>, Option<String>)> = self
             .rx
             .names()

@@ -180,6 +180,8 @@ pub struct Filter {
 #[derive(Debug)]
 pub struct Matcher {
     prefregex: Option<F2bRegex>,
+    /// `prefregex` in its [`F2bRegex::rest_of_line_form`], for buffers of one line.
+    prefregex_line: Option<F2bRegex>,
     failregex: Vec<F2bRegex>,
     ignoreregex: Vec<F2bRegex>,
     /// Single-line filters: which failregexes can match a line, in one linear-time pass.
@@ -225,7 +227,7 @@ impl Matcher {
         let content_buf: String;
         let mut cur = buf;
         if let Some(pref) = &self.prefregex {
-            let Some(found) = pref.search(buf, &[]) else { return scan };
+            let Some(found) = self.search_prefregex(pref, buf) else { return scan };
             let mut groups = found.groups;
             if let Some(pos) = groups.iter().position(|(n, _)| &**n == "content") {
                 let (_, v) = groups.remove(pos);
@@ -235,6 +237,7 @@ impl Matcher {
                     cur = &content_buf;
                 }
             }
+            groups.retain(|(_, v)| v.is_some());
             pre_groups = Some(groups);
         }
         let mut cur_ignored: Option<bool> = None;
@@ -247,19 +250,41 @@ impl Matcher {
                 scan.ignored = true;
                 continue;
             }
-            let groups = match &pre_groups {
-                Some(pre) if !pre.is_empty() => {
-                    let mut merged = Fail { groups: pre.clone(), ..Fail::default() };
-                    for (k, v) in found.groups {
-                        merged.set_name(&k, v);
-                    }
-                    merged.groups
+            // A group that did not take part reads like a missing one everywhere, so only
+            // groups with a value are kept (one without still clears the prefregex's value).
+            let mut groups: Groups = pre_groups.clone().unwrap_or_default();
+            for (k, v) in found.groups {
+                match v {
+                    Some(v) => match groups.iter_mut().find(|(n, _)| *n == k) {
+                        Some(slot) => slot.1 = Some(v),
+                        None => groups.push((k, Some(v))),
+                    },
+                    None => groups.retain(|(n, _)| *n != k),
                 }
-                _ => found.groups,
-            };
+            }
             scan.hits.push((index, groups));
         }
         scan
+    }
+}
+
+impl Matcher {
+    /// `prefregex` over `buf`; through its rest-of-line form when `buf` is one line.
+    fn search_prefregex(&self, pref: &F2bRegex, buf: &str) -> Option<Found> {
+        let one_line = buf.find('\n').is_some_and(|p| p + 1 == buf.len());
+        let Some(line) = self.prefregex_line.as_ref().filter(|_| one_line) else {
+            return pref.search(buf, &[]);
+        };
+        let spans = line.rx.search(buf)?;
+        let mut found = line.found(buf, &[], &spans);
+        let content = line.rx.names().iter().find(|(n, _)| &**n == "content");
+        if let Some(((_, i), slot)) =
+            content.zip(found.groups.iter_mut().find(|(n, _)| &**n == "content"))
+            && let Some((start, _)) = spans.get(*i)
+        {
+            slot.1 = Some(buf[start..buf.len() - 1].to_owned());
+        }
+        Some(found)
     }
 }
 
@@ -368,7 +393,13 @@ impl Filter {
             None
         };
         Filter {
-            m: Arc::new(Matcher { prefregex, failregex, ignoreregex, candidates }),
+            m: Arc::new(Matcher {
+                prefregex_line: prefregex.as_ref().and_then(F2bRegex::rest_of_line_form),
+                prefregex,
+                failregex,
+                ignoreregex,
+                candidates,
+            }),
             maxlines: def.maxlines.max(1),
             dates,
             buffer: Vec::new(),

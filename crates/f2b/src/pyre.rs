@@ -521,13 +521,21 @@ enum Engine {
     Fancy(Box<fancy_regex::Regex>),
 }
 
-/// The spans of one match's groups, by group index (0 = whole match).
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Spans(pub(crate) Vec<Option<(usize, usize)>>);
+/// The spans of one match's groups, by group index (0 = whole match), as the engine left them.
+#[derive(Debug, Clone)]
+pub(crate) enum Spans {
+    Str(regex::CaptureLocations),
+    Bytes(regex::bytes::CaptureLocations),
+    Fancy(Vec<Option<(usize, usize)>>),
+}
 
 impl Spans {
     pub(crate) fn get(&self, i: usize) -> Option<(usize, usize)> {
-        self.0.get(i).copied().flatten()
+        match self {
+            Spans::Str(locs) => locs.get(i),
+            Spans::Bytes(locs) => locs.get(i),
+            Spans::Fancy(v) => v.get(i).copied().flatten(),
+        }
     }
 }
 
@@ -595,13 +603,13 @@ impl Rx {
         {
             let mut locs = ascii.capture_locations();
             ascii.captures_read_at(&mut locs, hay.as_bytes(), start)?;
-            return Some(Spans((0..locs.len()).map(|i| locs.get(i)).collect()));
+            return Some(Spans::Bytes(locs));
         }
         match &self.engine {
             Engine::Std(re) => {
                 let mut locs = re.capture_locations();
                 re.captures_read_at(&mut locs, hay, start)?;
-                Some(Spans((0..locs.len()).map(|i| locs.get(i)).collect()))
+                Some(Spans::Str(locs))
             }
             Engine::Fancy(re) => {
                 if let Some(pre) = &self.pre
@@ -610,7 +618,7 @@ impl Rx {
                     return None;
                 }
                 let caps = re.captures_from_pos(hay, start).ok()??;
-                Some(Spans(
+                Some(Spans::Fancy(
                     (0..caps.len()).map(|i| caps.get(i).map(|m| (m.start(), m.end()))).collect(),
                 ))
             }
