@@ -258,16 +258,34 @@ impl F2bRegex {
     }
 
     /// `Regex.search(buf, orgLines)` followed by `getGroups` and `getUnmatchedTupleLines`.
+    /// [`F2bRegex::search`] of one line whose match by the regex's linear-time superset is known.
+    pub(crate) fn search_prechecked(&self, buf: &str) -> Option<Found> {
+        let spans = self.rx.search_prechecked(buf)?;
+        Some(self.found(buf, &[], &spans))
+    }
+
     pub(crate) fn search(&self, buf: &str, org: &[TupleLine]) -> Option<Found> {
         let spans = self.rx.search(buf)?;
         Some(self.found(buf, org, &spans))
     }
 
     pub(crate) fn found(&self, buf: &str, org: &[TupleLine], spans: &Spans) -> Found {
+        self.found_except(buf, org, spans, None)
+    }
+
+    /// [`F2bRegex::found`] without the group `skip` (its text is not copied).
+    pub(crate) fn found_except(
+        &self,
+        buf: &str,
+        org: &[TupleLine],
+        spans: &Spans,
+        skip: Option<&str>,
+    ) -> Found {
         let mut groups: Vec<(std::sync::Arc<str>, Option<String>)> = self
             .rx
             .names()
             .iter()
+            .filter(|(n, _)| skip != Some(&**n))
             .map(|(n, i)| {
                 (std::sync::Arc::clone(n), spans.get(*i).map(|(s, e)| buf[s..e].to_owned()))
             })

@@ -98,11 +98,15 @@ impl Fail {
         }
     }
     /// `_updateUsers`.
-    fn update_users(&mut self, user: Option<&str>) -> Option<BTreeSet<String>> {
+    /// Returns the number of users seen (`None`: none yet).
+    fn update_users(&mut self, user: Option<&str>) -> Option<usize> {
         if let Some(u) = user.filter(|u| !u.is_empty()) {
-            self.users.get_or_insert_with(BTreeSet::new).insert(u.to_owned());
+            let users = self.users.get_or_insert_with(BTreeSet::new);
+            if !users.contains(u) {
+                users.insert(u.to_owned());
+            }
         }
-        self.users.clone()
+        self.users.as_ref().map(BTreeSet::len)
     }
 }
 
@@ -176,8 +180,9 @@ pub struct Filter {
 
 /// A filter's compiled regexes: the part of a single-line filter's work that depends on the
 /// line alone. It is immutable, so several threads can [`Matcher::scan`] lines at once while the
-/// [`Filter`] applies the results (multi-line failure IDs) in line order.
-#[derive(Debug)]
+/// [`Filter`] applies the results (multi-line failure IDs) in line order. A clone per thread
+/// gives each thread its own regex caches.
+#[derive(Debug, Clone)]
 pub struct Matcher {
     prefregex: Option<F2bRegex>,
     /// `prefregex` in its [`F2bRegex::rest_of_line_form`], for buffers of one line.
@@ -217,19 +222,16 @@ impl Matcher {
             scan.ignored_first = true;
             return scan;
         }
-        let mut maybe = vec![true; self.failregex.len()];
-        if let Some(c) = &self.candidates
-            && !c.read(buf, &mut maybe)
-        {
-            return scan;
-        }
         let mut pre_groups: Option<Groups> = None;
         let content_buf: String;
         let mut cur = buf;
         if let Some(pref) = &self.prefregex {
-            let Some(found) = self.search_prefregex(pref, buf) else { return scan };
+            let Some((found, rest)) = self.search_prefregex(pref, buf) else { return scan };
             let mut groups = found.groups;
-            if let Some(pos) = groups.iter().position(|(n, _)| &**n == "content") {
+            if let Some(start) = rest {
+                // The content runs to the end of the line: the buffer's tail is the text.
+                cur = &buf[start..];
+            } else if let Some(pos) = groups.iter().position(|(n, _)| &**n == "content") {
                 let (_, v) = groups.remove(pos);
                 if let Some(mut repl) = v.filter(|v| !v.is_empty()) {
                     repl.push('\n');
@@ -240,12 +242,31 @@ impl Matcher {
             groups.retain(|(_, v)| v.is_some());
             pre_groups = Some(groups);
         }
+        let n = self.failregex.len();
+        let (mut few, mut many);
+        let maybe: &mut [bool] = if n <= 64 {
+            few = [true; 64];
+            &mut few[..n]
+        } else {
+            many = vec![true; n];
+            &mut many
+        };
+        if let Some(c) = &self.candidates
+            && !c.read(cur, maybe)
+        {
+            return scan;
+        }
         let mut cur_ignored: Option<bool> = None;
         for (index, rx) in self.failregex.iter().enumerate() {
             if !maybe[index] {
                 continue;
             }
-            let Some(found) = rx.search(cur, &[]) else { continue };
+            let found = if self.candidates.is_some() {
+                rx.search_prechecked(cur)
+            } else {
+                rx.search(cur, &[])
+            };
+            let Some(found) = found else { continue };
             if !self.ignoreregex.is_empty() && *cur_ignored.get_or_insert_with(|| ignored(cur)) {
                 scan.ignored = true;
                 continue;
@@ -269,29 +290,32 @@ impl Matcher {
 }
 
 impl Matcher {
-    /// `prefregex` over `buf`; through its rest-of-line form when `buf` is one line.
-    fn search_prefregex(&self, pref: &F2bRegex, buf: &str) -> Option<Found> {
+    /// `prefregex` over `buf`; through its rest-of-line form when `buf` is one line. Then the
+    /// `content` group (left out of the groups) starts at the returned offset and runs to the
+    /// end of `buf`, final `\n` excluded.
+    fn search_prefregex(&self, pref: &F2bRegex, buf: &str) -> Option<(Found, Option<usize>)> {
         let one_line = buf.find('\n').is_some_and(|p| p + 1 == buf.len());
         let Some(line) = self.prefregex_line.as_ref().filter(|_| one_line) else {
-            return pref.search(buf, &[]);
+            return pref.search(buf, &[]).map(|f| (f, None));
         };
         let spans = line.rx.search(buf)?;
-        let mut found = line.found(buf, &[], &spans);
-        let content = line.rx.names().iter().find(|(n, _)| &**n == "content");
-        if let Some(((_, i), slot)) =
-            content.zip(found.groups.iter_mut().find(|(n, _)| &**n == "content"))
-            && let Some((start, _)) = spans.get(*i)
-        {
-            slot.1 = Some(buf[start..buf.len() - 1].to_owned());
+        let mut found = line.found_except(buf, &[], &spans, Some("content"));
+        let start = line.rx.names().iter().find(|(n, _)| &**n == "content");
+        let start = start.and_then(|(_, i)| spans.get(*i)).map(|(s, _)| s);
+        if start.is_none() {
+            // Cannot happen (the group is in every match), but keep fail2ban's reading then.
+            found = line.found(buf, &[], &spans);
         }
-        Some(found)
+        Some((found, start))
     }
 }
 
-/// The free forms of all failregexes as one multi-pattern automaton: pattern `i` matches
-/// somewhere in a line whenever failregex `i` can match it, or the text `prefregex` cuts out of
-/// it (a free form has no anchors, look-arounds or conditionals, so it matches a superset).
-#[derive(Debug)]
+/// All failregexes as one multi-pattern automaton without capture groups: pattern `i` matches
+/// the text `prefregex` cut out exactly when failregex `i` does (a pattern that needs the
+/// backtracking engine is replaced by its linear-time superset), so the capture engines run
+/// only for the failregexes that match. The patterns are anchored as the failregexes are, so
+/// the automaton usually stops after a few bytes.
+#[derive(Debug, Clone)]
 struct Candidates {
     set: regex::RegexSet,
     /// The same patterns with ASCII classes, for ASCII lines (much smaller automata).
@@ -300,16 +324,24 @@ struct Candidates {
 
 impl Candidates {
     fn new(failregex: &[F2bRegex]) -> Option<Candidates> {
-        let alts = failregex
+        let patterns = failregex
             .iter()
-            .map(|r| crate::pyre::free(&crate::failregex::resolve_tags(&r.source)))
+            .map(|r| {
+                let py = crate::failregex::resolve_tags(&r.source);
+                if r.rx.fancy_features().is_empty() {
+                    crate::pyre::translate(&py, false).map(|t| t.pattern)
+                } else {
+                    crate::pyre::relaxed(&py, false)
+                }
+            })
             .collect::<Result<Vec<String>, String>>()
             .ok()?;
-        let set = regex::RegexSetBuilder::new(&alts).size_limit(64 << 20).build().ok()?;
-        let ascii = regex::bytes::RegexSetBuilder::new(alts.iter().map(|a| format!("(?-u){a}")))
-            .size_limit(64 << 20)
-            .build()
-            .ok();
+        let set = regex::RegexSetBuilder::new(&patterns).size_limit(64 << 20).build().ok()?;
+        let ascii =
+            regex::bytes::RegexSetBuilder::new(patterns.iter().map(|a| format!("(?-u){a}")))
+                .size_limit(64 << 20)
+                .build()
+                .ok();
         Some(Candidates { set, ascii })
     }
 
@@ -760,7 +792,7 @@ impl Filter {
         {
             let mut g = lock(&shared);
             let pending = std::mem::take(&mut g.pending);
-            if pending || users.is_some_and(|u| u.len() > 1) {
+            if pending || users.is_some_and(|n| n > 1) {
                 g.pop_truthy("nofail");
                 g.pop_truthy("mlfgained");
             }

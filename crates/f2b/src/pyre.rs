@@ -67,13 +67,6 @@ pub(crate) fn relaxed(py: &str, multiline: bool) -> Result<String, String> {
     translate_inner(py, multiline, true, false).map(|t| t.pattern)
 }
 
-/// Like [`relaxed`], and without anchors or word boundaries: matches somewhere in any text
-/// that has a part the pattern matches. A line none of a filter's free forms matches cannot
-/// produce a failure, whatever `prefregex` cuts out of it.
-pub(crate) fn free(py: &str) -> Result<String, String> {
-    translate_inner(py, false, true, true).map(|t| t.pattern)
-}
-
 /// How a `(` was translated.
 enum Open {
     /// A group was opened (`true`: a conditional rewritten as an alternation).
@@ -597,6 +590,15 @@ impl Rx {
 
     /// Searches `hay[..end]` from `start`. A backtrack-limit overrun counts as no match.
     pub(crate) fn search_in(&self, hay: &str, start: usize, end: usize) -> Option<Spans> {
+        self.search_in_with(hay, start, end, true)
+    }
+
+    /// [`Rx::search`] without the linear-time superset check, for a caller that made it.
+    pub(crate) fn search_prechecked(&self, hay: &str) -> Option<Spans> {
+        self.search_in_with(hay, 0, hay.len(), false)
+    }
+
+    fn search_in_with(&self, hay: &str, start: usize, end: usize, pre: bool) -> Option<Spans> {
         let hay = hay.get(..end)?;
         if let Some(ascii) = &self.ascii
             && hay.is_ascii()
@@ -612,8 +614,8 @@ impl Rx {
                 Some(Spans::Str(locs))
             }
             Engine::Fancy(re) => {
-                if let Some(pre) = &self.pre
-                    && !pre.is_match_at(hay, start)
+                if let Some(superset) = self.pre.as_ref().filter(|_| pre)
+                    && !superset.is_match_at(hay, start)
                 {
                     return None;
                 }
@@ -662,7 +664,6 @@ mod tests {
             r"a(?:)c(?:x|)y(?s:.*?)(?:z)w+"
         );
         assert_eq!(relaxed(r"(?(n)x|(?!q)y)", false).unwrap(), r"(?:x|(?:)y)");
-        assert_eq!(free(r"^a\b$").unwrap(), r"(?:)a(?:)(?:)");
     }
 
     #[test]

@@ -12,7 +12,8 @@ use std::{
 
 use chrono::{DateTime, Datelike, SecondsFormat, TimeZone, Utc};
 use vigil_f2b::{
-    Clock, Filter, FilterDefinition, LineResult, Scan, chrono_tz::Tz, read_filter, split_options,
+    Clock, Filter, FilterDefinition, LineResult, Matcher, Scan, chrono_tz::Tz, read_filter,
+    split_options,
 };
 
 /// Arguments of `vigil filter-test`.
@@ -150,7 +151,8 @@ fn scan_in_parallel(
     let job_rx = std::sync::Mutex::new(job_rx);
     std::thread::scope(|s| {
         for _ in 0..workers {
-            let (matcher, job_rx, done_tx) = (&matcher, &job_rx, done_tx.clone());
+            // Each worker has its own copy: the regex engines' caches then need no locking.
+            let (matcher, job_rx, done_tx) = (Matcher::clone(&matcher), &job_rx, done_tx.clone());
             s.spawn(move || {
                 loop {
                     let job =
