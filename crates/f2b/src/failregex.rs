@@ -373,4 +373,37 @@ mod tests {
             assert_eq!(f.group(group), Some(value), "{line}");
         }
     }
+
+    #[test]
+    fn rest_of_line_form_cuts_the_same_content() {
+        let pref = F2bRegex::new(
+            r"^<F-MLFID>\s*(?:\S+\s+)?(?:[\[\(]?sshd(?:\[\d+\])?:?\s+)?</F-MLFID>(?:error: )?<F-CONTENT>.+</F-CONTENT>$",
+            false,
+        )
+        .unwrap();
+        let line = pref.rest_of_line_form().expect("the prefregex shape is recognised");
+        for text in [
+            "web1 sshd[12]: Failed password for root from 192.0.2.1 port 22 ssh2\n",
+            "web1 sshd[12]: error: maximum authentication attempts exceeded\n",
+            "web1 sshd[12]: \n",
+            "web1\n",
+            "x\n",
+            "\n",
+            "  héllo wörld sshd: ünïcode\n",
+        ] {
+            let full = pref.search(text, &[]);
+            let spans = line.rx.search(text);
+            assert_eq!(full.is_some(), spans.is_some(), "{text:?}");
+            let (Some(full), Some(spans)) = (full, spans) else { continue };
+            let fast = line.found(text, &[], &spans);
+            let (_, i) = line.rx.names().iter().find(|(n, _)| &**n == "content").unwrap();
+            let start = spans.get(*i).unwrap().0;
+            assert_eq!(full.group("content"), Some(&text[start..text.len() - 1]), "{text:?}");
+            assert_eq!(full.group("mlfid"), fast.group("mlfid"), "{text:?}");
+        }
+        // Other shapes keep the full regex.
+        for other in [r"^a|<F-CONTENT>.+</F-CONTENT>$", r"(?s)^a<F-CONTENT>.+</F-CONTENT>$"] {
+            assert!(F2bRegex::new(other, false).unwrap().rest_of_line_form().is_none(), "{other}");
+        }
+    }
 }

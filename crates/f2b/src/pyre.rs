@@ -593,6 +593,26 @@ impl Rx {
         self.search_in_with(hay, start, end, true)
     }
 
+    /// The span of the match [`Rx::search_in`] would find, without capture groups: `Some(None)`
+    /// for no match, `None` when only the backtracking engine can tell.
+    pub(crate) fn find_in(
+        &self,
+        hay: &str,
+        start: usize,
+        end: usize,
+    ) -> Option<Option<(usize, usize)>> {
+        let Some(hay) = hay.get(..end) else { return Some(None) };
+        if let Some(ascii) = &self.ascii
+            && hay.is_ascii()
+        {
+            return Some(ascii.find_at(hay.as_bytes(), start).map(|m| (m.start(), m.end())));
+        }
+        match &self.engine {
+            Engine::Std(re) => Some(re.find_at(hay, start).map(|m| (m.start(), m.end()))),
+            Engine::Fancy(_) => None,
+        }
+    }
+
     /// [`Rx::search`] without the linear-time superset check, for a caller that made it.
     pub(crate) fn search_prechecked(&self, hay: &str) -> Option<Spans> {
         self.search_in_with(hay, 0, hay.len(), false)
