@@ -211,7 +211,10 @@ fn render(
          quantifiers runs on `fancy-regex` with a backtrack limit of 1,000,000 steps per search \
          (a search over the limit counts as no match). fail2ban's own `<HOST>` pattern contains a \
          look-behind that always holds; Vigil writes it without one, so `<HOST>` alone never \
-         needs backtracking. `vigil filter-test` lists these regexes in its summary.\n\n\
+         needs backtracking. Conditionals on a group set by an optional group or by branches of \
+         an alternation, and `(?:(?!literal).)*` loops followed by the end of the line (or, lazy, \
+         by that literal) have exact linear-time forms, which Vigil uses (sshd's `Failed …` \
+         failregexes). `vigil filter-test` lists the remaining regexes in its summary.\n\n\
          | filter | regexes (option #index: features) |\n|---|---|\n",
     );
     for (name, notes) in loaded {

@@ -173,7 +173,7 @@ fn top_level_alternation(py: &str) -> bool {
 fn has_flag_group(py: &str) -> bool {
     py.match_indices("(?").any(|(i, _)| {
         let escaped = py[..i].len() - py[..i].trim_end_matches('\\').len();
-        escaped % 2 == 0
+        escaped.is_multiple_of(2)
             && py[i + 2..]
                 .chars()
                 .next()
@@ -236,7 +236,10 @@ impl F2bRegex {
         let expanded = resolve_tags(&self.source);
         let head = expanded.strip_suffix("(?P<content>.+)$")?;
         let trailing_backslashes = head.len() - head.trim_end_matches('\\').len();
-        if trailing_backslashes % 2 == 1 || top_level_alternation(head) || has_flag_group(head) {
+        if !trailing_backslashes.is_multiple_of(2)
+            || top_level_alternation(head)
+            || has_flag_group(head)
+        {
             return None;
         }
         F2bRegex::from_expanded(&format!("{head}(?P<content>.)"), &self.source, false).ok()
@@ -281,15 +284,20 @@ impl F2bRegex {
         spans: &Spans,
         skip: Option<&str>,
     ) -> Found {
-        let mut groups: Vec<(std::sync::Arc<str>, Option<String>)> = self
-            .rx
-            .names()
-            .iter()
-            .filter(|(n, _)| skip != Some(&**n))
-            .map(|(n, i)| {
-                (std::sync::Arc::clone(n), spans.get(*i).map(|(s, e)| buf[s..e].to_owned()))
-            })
-            .collect();
+        let mut groups: Vec<(std::sync::Arc<str>, Option<String>)> =
+            Vec::with_capacity(self.rx.names().len());
+        for (n, i) in self.rx.names().iter().filter(|(n, _)| skip != Some(&**n)) {
+            let v = spans.get(*i).map(|(s, e)| buf[s..e].to_owned());
+            // A name set in several branches: the branch that matched gives the value.
+            match groups.iter_mut().find(|(g, _)| g == n) {
+                Some(slot) => {
+                    if slot.1.is_none() {
+                        slot.1 = v;
+                    }
+                }
+                None => groups.push((std::sync::Arc::clone(n), v)),
+            }
+        }
         // `alt_NAME[_N]` groups fill `NAME` when it is empty (`_getGroupsWithAlt`).
         let mut alts: Vec<(std::sync::Arc<str>, String)> = groups
             .iter()

@@ -326,13 +326,9 @@ impl Candidates {
     fn new(failregex: &[F2bRegex]) -> Option<Candidates> {
         let patterns = failregex
             .iter()
-            .map(|r| {
-                let py = crate::failregex::resolve_tags(&r.source);
-                if r.rx.fancy_features().is_empty() {
-                    crate::pyre::translate(&py, false).map(|t| t.pattern)
-                } else {
-                    crate::pyre::relaxed(&py, false)
-                }
+            .map(|r| match r.rx.linear_pattern() {
+                Some(p) => Ok(p.to_owned()),
+                None => crate::pyre::relaxed(&crate::failregex::resolve_tags(&r.source), false),
             })
             .collect::<Result<Vec<String>, String>>()
             .ok()?;

@@ -31,6 +31,7 @@ mod date;
 mod failregex;
 mod filter;
 mod ini;
+mod linear;
 mod pyre;
 mod reader;
 

@@ -494,6 +494,8 @@ fn skip_group(chars: &[char], i: usize) -> Result<usize, String> {
 #[derive(Debug, Clone)]
 pub struct Rx {
     engine: Engine,
+    /// The `regex` crate pattern (linear-time engine only).
+    pattern: Option<String>,
     /// For backtracking patterns: a linear-time superset checked first.
     pre: Option<regex::Regex>,
     names: Arc<Vec<(Arc<str>, usize)>>,
@@ -536,6 +538,13 @@ impl Rx {
     /// Translates and compiles a Python pattern.
     pub(crate) fn new(py: &str, multiline: bool) -> Result<Rx, String> {
         let t = translate(py, multiline)?;
+        if !t.fancy.0.is_empty()
+            && let Some(pattern) = crate::linear::linearize(&t.pattern)
+            && let Ok(rx) =
+                Rx::from_translated(&Translated { pattern, fancy: FancyFeatures::default() })
+        {
+            return Ok(rx);
+        }
         let mut rx = Rx::from_translated(&t)?;
         if !t.fancy.0.is_empty() {
             rx.pre = relaxed(py, multiline)
@@ -554,7 +563,9 @@ impl Rx {
             let names = re
                 .capture_names()
                 .enumerate()
-                .filter_map(|(i, n)| n.map(|n| (Arc::from(n), i)))
+                .filter_map(|(i, n)| {
+                    n.map(|n| (Arc::from(n.split(crate::linear::DUP).next().unwrap_or(n)), i))
+                })
                 .collect();
             (Engine::Std(re), names)
         } else {
@@ -571,7 +582,8 @@ impl Rx {
             (Engine::Fancy(Box::new(re)), names)
         };
         let ascii = if t.fancy.0.is_empty() { ascii_variant(&t.pattern) } else { None };
-        Ok(Rx { engine, pre: None, names: Arc::new(names), fancy: t.fancy.clone(), ascii })
+        let pattern = t.fancy.0.is_empty().then(|| t.pattern.clone());
+        Ok(Rx { engine, pattern, pre: None, names: Arc::new(names), fancy: t.fancy.clone(), ascii })
     }
 
     /// The backtracking features this pattern needs (empty: linear-time engine).
@@ -579,7 +591,12 @@ impl Rx {
         &self.fancy.0
     }
 
-    /// Named groups and their indexes.
+    /// The pattern the linear-time engine runs (`None` for the backtracking engine).
+    pub(crate) fn linear_pattern(&self) -> Option<&str> {
+        self.pattern.as_deref()
+    }
+
+    /// Named groups and their indexes (a name can have several: one per branch that sets it).
     pub(crate) fn names(&self) -> &[(Arc<str>, usize)] {
         &self.names
     }

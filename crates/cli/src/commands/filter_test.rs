@@ -211,7 +211,6 @@ fn scan_in_parallel(
             }
             Ok(invalid)
         });
-        drop(send);
         let result = result.and_then(|invalid| {
             while state.in_flight > 0 {
                 state.collect(filter, emit)?;
