@@ -384,7 +384,8 @@ fn without(l: &[char], accept: impl Fn(usize) -> bool) -> String {
         (None, x) | (x, None) => x,
         (Some(a), Some(b)) => Some(format!("(?:{a}|{b})")),
     };
-    for x in 0..k {
+    // Deepest states first: the result nests like the literal itself.
+    for x in (0..k).rev() {
         let lp = r[x][x].take().map(|s| format!("(?:{s})*")).unwrap_or_default();
         for p in (0..n).filter(|&p| p != x) {
             let Some(px) = r[p][x].clone() else { continue };
