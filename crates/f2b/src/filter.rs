@@ -225,7 +225,20 @@ impl Matcher {
         let mut pre_groups: Option<Groups> = None;
         let content_buf: String;
         let mut cur = buf;
-        if let Some(pref) = &self.prefregex {
+        // With the rest-of-line form, where the content starts is known from the match alone;
+        // the groups are read only if a failregex can match.
+        let mut pending_groups = None;
+        let fast = self.prefregex_line.as_ref().filter(|_| {
+            self.candidates.is_some() && buf.find('\n').is_some_and(|p| p + 1 == buf.len())
+        });
+        if let Some(line) = fast
+            && let Some(span) = line.rx.find_in(buf, 0, buf.len())
+        {
+            let Some((_, end)) = span else { return scan };
+            let last = buf[..end].chars().next_back().map_or(0, char::len_utf8);
+            cur = &buf[end - last..];
+            pending_groups = Some(line);
+        } else if let Some(pref) = &self.prefregex {
             let Some((found, rest)) = self.search_prefregex(pref, buf) else { return scan };
             let mut groups = found.groups;
             if let Some(start) = rest {
@@ -255,6 +268,12 @@ impl Matcher {
             && !c.read(cur, maybe)
         {
             return scan;
+        }
+        if let Some(line) = pending_groups {
+            let Some(spans) = line.rx.search(buf) else { return scan };
+            let mut groups = line.found_except(buf, &[], &spans, Some("content")).groups;
+            groups.retain(|(_, v)| v.is_some());
+            pre_groups = Some(groups);
         }
         let mut cur_ignored: Option<bool> = None;
         for (index, rx) in self.failregex.iter().enumerate() {
