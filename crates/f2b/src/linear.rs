@@ -20,6 +20,19 @@ use std::collections::HashMap;
 
 use fancy_regex::{Assertion, Expr, LookAround};
 
+/// How many tree nodes distributing conditionals may copy before giving up (the expansion is
+/// exponential in the number of conditionals).
+const BUDGET: usize = 20_000;
+
+fn size(n: &Node) -> usize {
+    1 + match n {
+        Node::Concat(v) | Node::Alt(v) => v.iter().map(size).sum(),
+        Node::Group(_, c) | Node::Repeat(c, ..) => size(c),
+        Node::Cond(_, y, n) => size(y) + size(n),
+        Node::Leaf(_) | Node::NotLit(_) | Node::Raw(_) => 0,
+    }
+}
+
 /// A pattern tree with numbered capture groups.
 #[derive(Debug, Clone)]
 enum Node {
@@ -47,7 +60,8 @@ pub(crate) fn linearize(pattern: &str) -> Option<String> {
     }
     let mut next = 0;
     let node = convert(&tree.expr, &mut next)?;
-    let node = resolve(node, &HashMap::new(), 0)?;
+    let mut budget = BUDGET;
+    let node = resolve(node, &HashMap::new(), 0, &mut budget)?;
     let node = loops(node, &Follow::Unknown)?;
     let mut out = String::with_capacity(pattern.len() * 2);
     let mut seen = HashMap::new();
@@ -186,20 +200,25 @@ fn split(n: &Node, g: usize) -> Option<Vec<(Node, bool)>> {
 }
 
 /// Resolves every conditional, given which groups are known to be set.
-fn resolve(n: Node, known: &HashMap<usize, bool>, depth: usize) -> Option<Node> {
+fn resolve(
+    n: Node,
+    known: &HashMap<usize, bool>,
+    depth: usize,
+    budget: &mut usize,
+) -> Option<Node> {
     if depth > 8 {
         return None;
     }
     Some(match n {
         Node::Cond(g, yes, no) => {
             let branch = if *known.get(&g)? { yes } else { no };
-            resolve(*branch, known, depth)?
+            resolve(*branch, known, depth, budget)?
         }
-        Node::Concat(items) => resolve_seq(items, known, depth)?,
-        Node::Alt(v) => {
-            Node::Alt(v.into_iter().map(|x| resolve(x, known, depth)).collect::<Option<_>>()?)
-        }
-        Node::Group(i, c) => Node::Group(i, Box::new(resolve(*c, known, depth)?)),
+        Node::Concat(items) => resolve_seq(items, known, depth, budget)?,
+        Node::Alt(v) => Node::Alt(
+            v.into_iter().map(|x| resolve(x, known, depth, budget)).collect::<Option<_>>()?,
+        ),
+        Node::Group(i, c) => Node::Group(i, Box::new(resolve(*c, known, depth, budget)?)),
         Node::Repeat(c, lo, hi, greedy) => {
             let mut conds = Vec::new();
             conds_in(&c, &mut conds);
@@ -207,13 +226,18 @@ fn resolve(n: Node, known: &HashMap<usize, bool>, depth: usize) -> Option<Node> 
             if hi > 1 && !conds.is_empty() {
                 return None;
             }
-            Node::Repeat(Box::new(resolve(*c, known, depth)?), lo, hi, greedy)
+            Node::Repeat(Box::new(resolve(*c, known, depth, budget)?), lo, hi, greedy)
         }
         other => other,
     })
 }
 
-fn resolve_seq(items: Vec<Node>, known: &HashMap<usize, bool>, depth: usize) -> Option<Node> {
+fn resolve_seq(
+    items: Vec<Node>,
+    known: &HashMap<usize, bool>,
+    depth: usize,
+    budget: &mut usize,
+) -> Option<Node> {
     for k in 0..items.len() {
         let mut defined = Vec::new();
         groups_in(&items[k], &mut defined);
@@ -225,7 +249,7 @@ fn resolve_seq(items: Vec<Node>, known: &HashMap<usize, bool>, depth: usize) -> 
         };
         let mut out: Vec<Node> = Vec::with_capacity(k + 1);
         for x in &items[..k] {
-            out.push(resolve(x.clone(), known, depth)?);
+            out.push(resolve(x.clone(), known, depth, budget)?);
         }
         let mut alts = Vec::new();
         for (variant, set) in split(&items[k], g)? {
@@ -233,12 +257,15 @@ fn resolve_seq(items: Vec<Node>, known: &HashMap<usize, bool>, depth: usize) -> 
             known.insert(g, set);
             let mut rest = vec![variant];
             rest.extend(items[k + 1..].iter().cloned());
-            alts.push(resolve_seq(rest, &known, depth + 1)?);
+            *budget = budget.checked_sub(rest.iter().map(size).sum())?;
+            alts.push(resolve_seq(rest, &known, depth + 1, budget)?);
         }
         out.push(Node::Alt(alts));
         return Some(Node::Concat(out));
     }
-    Some(Node::Concat(items.into_iter().map(|x| resolve(x, known, depth)).collect::<Option<_>>()?))
+    Some(Node::Concat(
+        items.into_iter().map(|x| resolve(x, known, depth, budget)).collect::<Option<_>>()?,
+    ))
 }
 
 /// What follows a node.
@@ -276,6 +303,10 @@ fn loops(n: Node, follow: &Follow) -> Option<Node> {
     Some(match n {
         Node::Repeat(child, 0, usize::MAX, greedy) if not_lit_loop(&child).is_some() => {
             let l = not_lit_loop(&child)?;
+            // The automaton's regex grows quickly with the literal's length.
+            if l.len() > 16 {
+                return None;
+            }
             match follow {
                 Follow::EndLine if !l.contains(&'\n') => Node::Raw(without(&l, |_| true)),
                 Follow::Literal(next) if !greedy && next.starts_with(&l) => {
@@ -532,5 +563,13 @@ mod tests {
         assert!(linearize(r"a(?=b)").is_none());
         assert!(linearize(r"(?:(?P<g>a)|b)+(?(<g>)x|y)").is_none());
         assert!(linearize(r"(?:(?!ab).)*c").is_none());
+        // Many conditionals on many-branch alternations: the expansion gives up.
+        let branches = (0..40).map(|i| format!("(?P<g{i}>a{i})")).collect::<Vec<_>>().join("|");
+        let mut p = String::new();
+        for j in 0..8 {
+            p.push_str(&format!("(?:{})", branches.replace("(?P<g", &format!("(?P<h{j}_"))));
+            p.push_str(&format!("(?(<h{j}_0>)x|y)"));
+        }
+        assert!(linearize(&p).is_none());
     }
 }
