@@ -211,7 +211,10 @@ fn render(
          quantifiers runs on `fancy-regex` with a backtrack limit of 1,000,000 steps per search \
          (a search over the limit counts as no match). fail2ban's own `<HOST>` pattern contains a \
          look-behind that always holds; Vigil writes it without one, so `<HOST>` alone never \
-         needs backtracking. `vigil filter-test` lists these regexes in its summary.\n\n\
+         needs backtracking. Conditionals on a group set by an optional group or by branches of \
+         an alternation, and `(?:(?!literal).)*` loops followed by the end of the line (or, lazy, \
+         by that literal) have exact linear-time forms, which Vigil uses (sshd's `Failed …` \
+         failregexes). `vigil filter-test` lists the remaining regexes in its summary.\n\n\
          | filter | regexes (option #index: features) |\n|---|---|\n",
     );
     for (name, notes) in loaded {
@@ -300,4 +303,52 @@ fn json_output_has_one_object_per_line_and_exit_codes_follow_the_contract() {
     assert_eq!(out.status.code(), Some(1));
     let v: Value = serde_json::from_str(text(&out.stdout).trim()).unwrap();
     assert_eq!(v["host"], "192.0.2.9");
+}
+
+#[test]
+fn long_logs_keep_line_order_and_multi_line_state_across_threads() {
+    // More lines than one unit of parallel work (2,048 lines), and failures that need an
+    // earlier line: `Disconnecting: Too many authentication failures` has no address; fail2ban
+    // takes it from the `Connection from` line of the same session (`<F-MLFID>`, the pid).
+    let tmp = tempfile::tempdir().unwrap();
+    let log = tmp.path().join("auth.log");
+    let mut text_in = String::new();
+    let n = 9_000;
+    for i in 0..n {
+        let session = i / 3;
+        let line = match i % 3 {
+            0 => format!(
+                "Connection from 10.0.{}.{} port 22 on 192.0.2.1 port 22",
+                session / 250,
+                session % 250
+            ),
+            1 => "Disconnecting: Too many authentication failures for root [preauth]".to_owned(),
+            _ => "pam_unix(sshd:session): session closed for user bob".to_owned(),
+        };
+        let (m, s) = (i / 60 % 60, i % 60);
+        text_in.push_str(&format!("Aug 14 11:{m:02}:{s:02} host sshd[{session}]: {line}\n"));
+    }
+    std::fs::write(&log, text_in).unwrap();
+    let sshd = conformance().join("filter.d/sshd.conf");
+    let out = vigil(&[
+        "filter-test",
+        &log.to_string_lossy(),
+        &sshd.to_string_lossy(),
+        "--json",
+        "--tz",
+        "UTC",
+        "--now",
+        "2005-08-14T12:00:00Z",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let lines: Vec<Value> =
+        text(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), n);
+    for (i, v) in lines.iter().enumerate() {
+        assert_eq!(v["line"], i + 1);
+        let session = i / 3;
+        let expected = (i % 3 == 1).then(|| format!("10.0.{}.{}", session / 250, session % 250));
+        assert_eq!(v["matched"], expected.is_some(), "line {}", i + 1);
+        assert_eq!(v["host"].as_str().map(str::to_owned), expected, "line {}", i + 1);
+    }
 }

@@ -553,6 +553,8 @@ fn build_default_cache(real_year: i32) -> Result<Vec<Template>, String> {
 #[derive(Debug, Clone)]
 struct Slot {
     t: Template,
+    /// The template's position when the detector was built (slots move up as they are used).
+    id: usize,
     hits: u64,
     last_used: f64,
     distance: usize,
@@ -575,10 +577,25 @@ pub(crate) struct DateMatch {
     pub(crate) time: Option<f64>,
 }
 
+/// A template's last match: which template, where, the characters around it, its text, its
+/// groups and (once computed, with the clock it was computed with) its time.
+#[derive(Debug, Clone)]
+struct Memo {
+    id: usize,
+    start: usize,
+    before: Option<char>,
+    after: Option<char>,
+    text: String,
+    spans: crate::pyre::Spans,
+    time: Option<((u64, Tz, i32), Option<f64>)>,
+}
+
 /// fail2ban's `DateDetector`.
 #[derive(Debug, Clone)]
 pub struct DateDetector {
     slots: Vec<Slot>,
+    /// The last match a template found, with its groups and time.
+    memo: Option<Memo>,
     last_pos: (usize, Option<char>, Option<char>),
     last_end: (usize, Option<char>, Option<char>),
     last_idx: usize,
@@ -642,8 +659,17 @@ impl DateDetector {
         Ok(DateDetector {
             slots: templates
                 .into_iter()
-                .map(|t| Slot { t, hits: 0, last_used: 0.0, distance: 0x7fff_ffff, regex_hits: 0 })
+                .enumerate()
+                .map(|(id, t)| Slot {
+                    t,
+                    id,
+                    hits: 0,
+                    last_used: 0.0,
+                    distance: 0x7fff_ffff,
+                    regex_hits: 0,
+                })
                 .collect(),
+            memo: None,
             last_pos: (1, None, None),
             last_end: (0x7fff_ffff, None, None),
             last_idx: usize::MAX,
@@ -669,21 +695,78 @@ impl DateDetector {
         range: Option<(usize, usize)>,
     ) -> Option<crate::pyre::Spans> {
         let slot = &mut self.slots[i];
-        let m = match range {
+        let (start, end) = match range {
             Some((s, e))
                 if s <= e
                     && e <= line.len()
                     && line.is_char_boundary(s)
                     && line.is_char_boundary(e) =>
             {
-                slot.t.rx.search_in(line, s, e)
+                (s, e)
             }
-            _ => slot.t.rx.search(line),
+            _ => (0, line.len()),
         };
+        // The same match text at the same place, with the same characters around it, gets the
+        // same groups: the last one is kept so that lines with the same timestamp as the line
+        // before skip the capture engine and the date conversion.
+        let mut memo_key = None;
+        if let Some(found) = slot.t.rx.find_in(line, start, end) {
+            let (ms, me) = found?;
+            let hay = &line[..end];
+            let key = (slot.id, ms, char_before(hay, ms), char_at(hay, me));
+            if let Some(memo) = &self.memo
+                && (memo.id, memo.start, memo.before, memo.after) == key
+                && memo.text == hay[ms..me]
+            {
+                slot.regex_hits += 1;
+                return Some(memo.spans.clone());
+            }
+            memo_key = Some(key);
+        }
+        let m = slot.t.rx.search_in(line, start, end);
         if m.is_some() {
             slot.regex_hits += 1;
         }
+        let stored = self.memo.take();
+        if let Some(spans) = &m
+            && let (Some((id, ms, before, after)), Some((s0, e0))) = (memo_key, spans.get(0))
+            && s0 == ms
+        {
+            let mut text = stored.map(|m| m.text).unwrap_or_default();
+            text.clear();
+            text.push_str(&line[s0..e0]);
+            let spans = spans.clone();
+            self.memo = Some(Memo { id, start: ms, before, after, text, spans, time: None });
+        }
         m
+    }
+
+    /// [`template_time`], from the memo when the match is the memo's.
+    fn time_of(
+        &mut self,
+        i: usize,
+        m: &crate::pyre::Spans,
+        line: &str,
+        clock: &Clock,
+    ) -> Option<f64> {
+        let slot = &self.slots[i];
+        let memo = self.memo.as_mut().filter(|memo| {
+            memo.id == slot.id
+                && m.get(0)
+                    .is_some_and(|(s, e)| s == memo.start && line.get(s..e) == Some(&memo.text))
+        });
+        let clock_key = (clock.now.to_bits(), clock.zone, clock.real_year);
+        match memo {
+            Some(memo) => match memo.time {
+                Some((k, t)) if k == clock_key => t,
+                _ => {
+                    let t = template_time(&slot.t, m, line, clock);
+                    memo.time = Some((clock_key, t));
+                    t
+                }
+            },
+            None => template_time(&slot.t, m, line, clock),
+        }
     }
 
     /// `matchTime` + `getTime`: finds the timestamp in `line`.
@@ -787,9 +870,8 @@ impl DateDetector {
             i = self.reorder(i);
         }
         self.last_idx = i;
-        let t = &self.slots[i].t;
         let span = m.get(1).unwrap_or((0, 0));
-        let time = template_time(t, &m, line, clock);
+        let time = self.time_of(i, &m, line, clock);
         Some(DateMatch { span, time })
     }
 
@@ -861,9 +943,20 @@ fn template_time(t: &Template, m: &crate::pyre::Spans, line: &str, clock: &Clock
             i64::from_str_radix(hexpart, 16).ok().map(|s| s as f64)
         }
         Kind::Pattern => {
-            let fields: Vec<(&str, &str)> =
-                t.rx.names().iter().filter_map(|(n, i)| text(*i).map(|v| (&**n, v))).collect();
-            strptime(&fields, clock)
+            let mut fields = t.rx.names().iter().filter_map(|(n, i)| text(*i).map(|v| (&**n, v)));
+            // Templates have a handful of fields: no allocation for them.
+            let mut few = [("", ""); 16];
+            let mut n = 0;
+            for f in fields.by_ref().take(few.len()) {
+                few[n] = f;
+                n += 1;
+            }
+            let rest: Vec<(&str, &str)> = fields.collect();
+            if rest.is_empty() {
+                strptime(&few[..n], clock)
+            } else {
+                strptime(&[&few[..n], &rest[..]].concat(), clock)
+            }
         }
     }
 }
@@ -966,6 +1059,47 @@ fn now_local(clock: &Clock) -> Option<NaiveDateTime> {
     Some(local)
 }
 
+/// The position of a month name (compared lower-cased).
+fn month_index(names: &[&str], val: &str) -> Option<u32> {
+    let pos = if val.is_ascii() {
+        names.iter().position(|m| m.eq_ignore_ascii_case(val))
+    } else {
+        let lower = val.to_lowercase();
+        names.iter().position(|m| *m == lower)
+    };
+    pos.map(|p| p as u32)
+}
+
+/// [`local_to_epoch`] through a per-thread cache of the last hour seen: within an hour whose
+/// UTC offset does not change, a time is the hour's start plus minutes and seconds.
+fn local_to_epoch_cached(zone: Tz, date: NaiveDateTime) -> i64 {
+    use chrono::Timelike;
+    type HourKey = (Tz, NaiveDate, u32);
+    thread_local! {
+        static HOUR: std::cell::Cell<Option<(HourKey, Option<i64>)>> =
+            const { std::cell::Cell::new(None) };
+    }
+    let key = (zone, date.date(), date.hour());
+    let base = match HOUR.get() {
+        Some((k, base)) if k == key => base,
+        _ => {
+            let start = date.date().and_hms_opt(date.hour(), 0, 0);
+            let end = date.date().and_hms_opt(date.hour(), 59, 59);
+            let single = |d: NaiveDateTime| zone.from_local_datetime(&d).single();
+            let base = match (start.and_then(single), end.and_then(single)) {
+                (Some(s), Some(e)) if e.timestamp() - s.timestamp() == 3599 => Some(s.timestamp()),
+                _ => None,
+            };
+            HOUR.set(Some((key, base)));
+            base
+        }
+    };
+    match base {
+        Some(b) => b + i64::from(date.minute()) * 60 + i64::from(date.second()),
+        None => local_to_epoch(zone, date),
+    }
+}
+
 /// fail2ban's `reGroupDictStrptime`.
 fn strptime(fields: &[(&str, &str)], clock: &Clock) -> Option<f64> {
     let mut year: Option<i32> = None;
@@ -986,10 +1120,8 @@ fn strptime(fields: &[(&str, &str)], clock: &Clock) -> Option<f64> {
             }
             "Y" => year = Some(val.parse().ok()?),
             "m" => month = Some(val.trim().parse().ok()?),
-            "B" => {
-                month = Some(MONTHS_FULL.iter().position(|m| *m == val.to_lowercase())? as u32 + 1);
-            }
-            "b" => month = Some(MONTHS.iter().position(|m| *m == val.to_lowercase())? as u32 + 1),
+            "B" => month = Some(month_index(&MONTHS_FULL, val)? + 1),
+            "b" => month = Some(month_index(&MONTHS, val)? + 1),
             "d" => day = Some(val.trim().parse().ok()?),
             "H" => hour = val.trim().parse().ok()?,
             "I" => {
@@ -1044,7 +1176,7 @@ fn strptime(fields: &[(&str, &str)], clock: &Clock) -> Option<f64> {
     Some(if tzoffset.is_some() {
         date.and_utc().timestamp() as f64
     } else {
-        local_to_epoch(clock.zone, date) as f64
+        local_to_epoch_cached(clock.zone, date) as f64
     })
 }
 
@@ -1098,5 +1230,42 @@ mod tests {
         let dd = DateDetector::new(Some("^L %d/%m/%Y - %H:%M:%S"), 2026);
         let m = dd.unwrap().find("L 01/02/2005 - 03:04:05: x", &clock()).unwrap();
         assert_eq!(m.time, Some(1_107_223_445.0));
+    }
+
+    #[test]
+    fn repeated_timestamps_read_like_fresh_ones() {
+        let lines = [
+            "Aug 14 11:59:59 host sshd[1]: a",
+            "Aug 14 11:59:59 host sshd[1]: b",
+            "Aug 14 11:59:59.250 host sshd[1]: c",
+            "Aug 14 11:59:59 2004 host sshd[1]: d",
+            "Aug 14 11:59:59 host sshd[1]: e",
+            "Aug 14 12:00:00 host sshd[1]: f",
+        ];
+        let mut warm = DateDetector::new(Some("{^LN-BEG}"), 2026).unwrap();
+        for line in lines {
+            let mut fresh = DateDetector::new(Some("{^LN-BEG}"), 2026).unwrap();
+            let (a, b) = (warm.find(line, &clock()).unwrap(), fresh.find(line, &clock()).unwrap());
+            assert_eq!((a.span, a.time), (b.span, b.time), "{line}");
+        }
+        // Same text, other clock: the time is computed again.
+        let later = Clock { now: 1_200_000_000.0, ..clock() };
+        let m = warm.find(lines[5], &later).unwrap();
+        let mut fresh = DateDetector::new(Some("{^LN-BEG}"), 2026).unwrap();
+        assert_eq!(m.time, fresh.find(lines[5], &later).unwrap().time);
+    }
+
+    #[test]
+    fn hour_cache_agrees_across_a_dst_change() {
+        let zone = chrono_tz::Europe::Zurich;
+        // 2005-03-27 02:00 CET does not exist; 2005-10-30 02:00-03:00 happens twice.
+        for (d, h) in [(27, 1), (27, 2), (27, 3), (30, 1), (30, 2), (30, 3)] {
+            let month = if d == 27 { 3 } else { 10 };
+            for (m, s) in [(0, 0), (30, 15), (59, 59)] {
+                let date =
+                    NaiveDate::from_ymd_opt(2005, month, d).unwrap().and_hms_opt(h, m, s).unwrap();
+                assert_eq!(local_to_epoch_cached(zone, date), local_to_epoch(zone, date), "{date}");
+            }
+        }
     }
 }

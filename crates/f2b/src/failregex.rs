@@ -141,6 +141,46 @@ fn alt_target(name: &str) -> Option<String> {
     Some(map_tag(base))
 }
 
+/// Whether a Python pattern has a `|` outside every group and class.
+fn top_level_alternation(py: &str) -> bool {
+    let b = py.as_bytes();
+    let (mut depth, mut in_class, mut i) = (0usize, false, 0);
+    while i < b.len() {
+        match b[i] {
+            b'\\' => i += 1,
+            b'[' if !in_class => {
+                in_class = true;
+                if b.get(i + 1) == Some(&b'^') {
+                    i += 1;
+                }
+                if b.get(i + 1) == Some(&b']') {
+                    i += 1;
+                }
+            }
+            b']' if in_class => in_class = false,
+            b'(' if !in_class => depth += 1,
+            b')' if !in_class => depth = depth.saturating_sub(1),
+            b'|' if !in_class && depth == 0 => return true,
+            _ => {}
+        }
+        i += 1;
+    }
+    false
+}
+
+/// Whether a Python pattern has an inline flag group (`(?s)`, `(?m:…)`, `(?-i:…)`, …); such a
+/// flag may change what `.` or `$` match.
+fn has_flag_group(py: &str) -> bool {
+    py.match_indices("(?").any(|(i, _)| {
+        let escaped = py[..i].len() - py[..i].trim_end_matches('\\').len();
+        escaped.is_multiple_of(2)
+            && py[i + 2..]
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() && c != 'P' || c == '-')
+    })
+}
+
 /// One line split around its timestamp: (before, timestamp text, after).
 pub(crate) type TupleLine = (String, String, String);
 
@@ -183,11 +223,33 @@ impl Found {
 
 impl F2bRegex {
     pub(crate) fn new(source: &str, multiline: bool) -> Result<F2bRegex, String> {
-        let expanded = resolve_tags(source);
+        F2bRegex::from_expanded(&resolve_tags(source), source, multiline)
+    }
+
+    /// For a single-line regex that ends in `<F-CONTENT>.+</F-CONTENT>$` (fail2ban's
+    /// `prefregex` style), the same regex ending in `(?P<content>.)` instead: on a buffer of one
+    /// line it picks the same match up to where `content` starts (`.+$` matches from there
+    /// exactly when one character other than the newline follows), and `content` is the rest of
+    /// the line. The capture engine then runs over the line's head only. `None` when the regex
+    /// has another shape: a top-level alternation, or a flag that changes what `.` or `$` mean.
+    pub(crate) fn rest_of_line_form(&self) -> Option<F2bRegex> {
+        let expanded = resolve_tags(&self.source);
+        let head = expanded.strip_suffix("(?P<content>.+)$")?;
+        let trailing_backslashes = head.len() - head.trim_end_matches('\\').len();
+        if !trailing_backslashes.is_multiple_of(2)
+            || top_level_alternation(head)
+            || has_flag_group(head)
+        {
+            return None;
+        }
+        F2bRegex::from_expanded(&format!("{head}(?P<content>.)"), &self.source, false).ok()
+    }
+
+    fn from_expanded(expanded: &str, source: &str, multiline: bool) -> Result<F2bRegex, String> {
         if expanded.trim_start().is_empty() {
             return Err("cannot add empty regex".into());
         }
-        let rx = Rx::new(&expanded, multiline)
+        let rx = Rx::new(expanded, multiline)
             .map_err(|e| format!("unable to compile regular expression {source:?}: {e}"))?;
         let skiplines = rx
             .names()
@@ -199,20 +261,43 @@ impl F2bRegex {
     }
 
     /// `Regex.search(buf, orgLines)` followed by `getGroups` and `getUnmatchedTupleLines`.
+    /// [`F2bRegex::search`] of one line whose match by the regex's linear-time superset is known.
+    pub(crate) fn search_prechecked(&self, buf: &str) -> Option<Found> {
+        let spans = self.rx.search_prechecked(buf)?;
+        Some(self.found(buf, &[], &spans))
+    }
+
     pub(crate) fn search(&self, buf: &str, org: &[TupleLine]) -> Option<Found> {
         let spans = self.rx.search(buf)?;
         Some(self.found(buf, org, &spans))
     }
 
-    fn found(&self, buf: &str, org: &[TupleLine], spans: &Spans) -> Found {
-        let mut groups: Vec<(std::sync::Arc<str>, Option<String>)> = self
-            .rx
-            .names()
-            .iter()
-            .map(|(n, i)| {
-                (std::sync::Arc::clone(n), spans.get(*i).map(|(s, e)| buf[s..e].to_owned()))
-            })
-            .collect();
+    pub(crate) fn found(&self, buf: &str, org: &[TupleLine], spans: &Spans) -> Found {
+        self.found_except(buf, org, spans, None)
+    }
+
+    /// [`F2bRegex::found`] without the group `skip` (its text is not copied).
+    pub(crate) fn found_except(
+        &self,
+        buf: &str,
+        org: &[TupleLine],
+        spans: &Spans,
+        skip: Option<&str>,
+    ) -> Found {
+        let mut groups: Vec<(std::sync::Arc<str>, Option<String>)> =
+            Vec::with_capacity(self.rx.names().len());
+        for (n, i) in self.rx.names().iter().filter(|(n, _)| skip != Some(&**n)) {
+            let v = spans.get(*i).map(|(s, e)| buf[s..e].to_owned());
+            // A name set in several branches: the branch that matched gives the value.
+            match groups.iter_mut().find(|(g, _)| g == n) {
+                Some(slot) => {
+                    if slot.1.is_none() {
+                        slot.1 = v;
+                    }
+                }
+                None => groups.push((std::sync::Arc::clone(n), v)),
+            }
+        }
         // `alt_NAME[_N]` groups fill `NAME` when it is empty (`_getGroupsWithAlt`).
         let mut alts: Vec<(std::sync::Arc<str>, String)> = groups
             .iter()
@@ -294,6 +379,39 @@ mod tests {
         ] {
             let f = re.search(line, &[]).unwrap();
             assert_eq!(f.group(group), Some(value), "{line}");
+        }
+    }
+
+    #[test]
+    fn rest_of_line_form_cuts_the_same_content() {
+        let pref = F2bRegex::new(
+            r"^<F-MLFID>\s*(?:\S+\s+)?(?:[\[\(]?sshd(?:\[\d+\])?:?\s+)?</F-MLFID>(?:error: )?<F-CONTENT>.+</F-CONTENT>$",
+            false,
+        )
+        .unwrap();
+        let line = pref.rest_of_line_form().expect("the prefregex shape is recognised");
+        for text in [
+            "web1 sshd[12]: Failed password for root from 192.0.2.1 port 22 ssh2\n",
+            "web1 sshd[12]: error: maximum authentication attempts exceeded\n",
+            "web1 sshd[12]: \n",
+            "web1\n",
+            "x\n",
+            "\n",
+            "  héllo wörld sshd: ünïcode\n",
+        ] {
+            let full = pref.search(text, &[]);
+            let spans = line.rx.search(text);
+            assert_eq!(full.is_some(), spans.is_some(), "{text:?}");
+            let (Some(full), Some(spans)) = (full, spans) else { continue };
+            let fast = line.found(text, &[], &spans);
+            let (_, i) = line.rx.names().iter().find(|(n, _)| &**n == "content").unwrap();
+            let start = spans.get(*i).unwrap().0;
+            assert_eq!(full.group("content"), Some(&text[start..text.len() - 1]), "{text:?}");
+            assert_eq!(full.group("mlfid"), fast.group("mlfid"), "{text:?}");
+        }
+        // Other shapes keep the full regex.
+        for other in [r"^a|<F-CONTENT>.+</F-CONTENT>$", r"(?s)^a<F-CONTENT>.+</F-CONTENT>$"] {
+            assert!(F2bRegex::new(other, false).unwrap().rest_of_line_form().is_none(), "{other}");
         }
     }
 }

@@ -98,11 +98,15 @@ impl Fail {
         }
     }
     /// `_updateUsers`.
-    fn update_users(&mut self, user: Option<&str>) -> Option<BTreeSet<String>> {
+    /// Returns the number of users seen (`None`: none yet).
+    fn update_users(&mut self, user: Option<&str>) -> Option<usize> {
         if let Some(u) = user.filter(|u| !u.is_empty()) {
-            self.users.get_or_insert_with(BTreeSet::new).insert(u.to_owned());
+            let users = self.users.get_or_insert_with(BTreeSet::new);
+            if !users.contains(u) {
+                users.insert(u.to_owned());
+            }
         }
-        self.users.clone()
+        self.users.as_ref().map(BTreeSet::len)
     }
 }
 
@@ -163,9 +167,7 @@ impl MlfidCache {
 /// A loaded fail2ban filter with its matching state.
 #[derive(Debug)]
 pub struct Filter {
-    prefregex: Option<F2bRegex>,
-    failregex: Vec<F2bRegex>,
-    ignoreregex: Vec<F2bRegex>,
+    m: Arc<Matcher>,
     maxlines: usize,
     dates: DateDetector,
     buffer: Vec<TupleLine>,
@@ -174,8 +176,198 @@ pub struct Filter {
     mlfid: MlfidCache,
     problems: Vec<Problem>,
     fancy: Vec<FancyUse>,
-    /// Single-line filters: one linear-time regex a line must match for any failregex to match.
-    line_prefilter: Option<(regex::Regex, Option<regex::bytes::Regex>)>,
+}
+
+/// A filter's compiled regexes: the part of a single-line filter's work that depends on the
+/// line alone. It is immutable, so several threads can [`Matcher::scan`] lines at once while the
+/// [`Filter`] applies the results (multi-line failure IDs) in line order. A clone per thread
+/// gives each thread its own regex caches.
+#[derive(Debug, Clone)]
+pub struct Matcher {
+    prefregex: Option<F2bRegex>,
+    /// `prefregex` in its [`F2bRegex::rest_of_line_form`], for buffers of one line.
+    prefregex_line: Option<F2bRegex>,
+    failregex: Vec<F2bRegex>,
+    ignoreregex: Vec<F2bRegex>,
+    /// Single-line filters: which failregexes can match a line, in one linear-time pass.
+    candidates: Option<Candidates>,
+}
+
+/// A failure's named groups (`None`: the group did not take part in the match).
+type Groups = Vec<(Arc<str>, Option<String>)>;
+
+/// What the regexes of a single-line filter found in one line ([`Matcher::scan`]), before the
+/// filter's state is applied ([`Filter::apply`]).
+#[derive(Debug, Clone, Default)]
+pub struct Scan {
+    /// An ignoreregex matched before any failregex was tried.
+    ignored_first: bool,
+    /// An ignoreregex matched after a failregex did.
+    ignored: bool,
+    /// Every failregex that matched (and was not ignored), in order, with its groups merged
+    /// over those of `prefregex`.
+    hits: Vec<(usize, Groups)>,
+}
+
+impl Matcher {
+    /// Second step of a single-line filter, on any thread: runs `prefregex`, the failregexes
+    /// and the ignoreregexes over `buf` (from [`Filter::prepare_line`], ending in `\n`).
+    pub fn scan(&self, buf: &str) -> Scan {
+        let mut scan = Scan::default();
+        let ignored = |text: &str| self.ignoreregex.iter().any(|ig| ig.search(text, &[]).is_some());
+        if !self.ignoreregex.is_empty()
+            && self.ignoreregex.len() + 2 < self.failregex.len()
+            && ignored(buf)
+        {
+            scan.ignored_first = true;
+            return scan;
+        }
+        let mut pre_groups: Option<Groups> = None;
+        let content_buf: String;
+        let mut cur = buf;
+        // With the rest-of-line form, where the content starts is known from the match alone;
+        // the groups are read only if a failregex can match.
+        let mut pending_groups = None;
+        let fast = self.prefregex_line.as_ref().filter(|_| {
+            self.candidates.is_some() && buf.find('\n').is_some_and(|p| p + 1 == buf.len())
+        });
+        if let Some(line) = fast
+            && let Some(span) = line.rx.find_in(buf, 0, buf.len())
+        {
+            let Some((_, end)) = span else { return scan };
+            let last = buf[..end].chars().next_back().map_or(0, char::len_utf8);
+            cur = &buf[end - last..];
+            pending_groups = Some(line);
+        } else if let Some(pref) = &self.prefregex {
+            let Some((found, rest)) = self.search_prefregex(pref, buf) else { return scan };
+            let mut groups = found.groups;
+            if let Some(start) = rest {
+                // The content runs to the end of the line: the buffer's tail is the text.
+                cur = &buf[start..];
+            } else if let Some(pos) = groups.iter().position(|(n, _)| &**n == "content") {
+                let (_, v) = groups.remove(pos);
+                if let Some(mut repl) = v.filter(|v| !v.is_empty()) {
+                    repl.push('\n');
+                    content_buf = repl;
+                    cur = &content_buf;
+                }
+            }
+            groups.retain(|(_, v)| v.is_some());
+            pre_groups = Some(groups);
+        }
+        let n = self.failregex.len();
+        let (mut few, mut many);
+        let maybe: &mut [bool] = if n <= 64 {
+            few = [true; 64];
+            &mut few[..n]
+        } else {
+            many = vec![true; n];
+            &mut many
+        };
+        if let Some(c) = &self.candidates
+            && !c.read(cur, maybe)
+        {
+            return scan;
+        }
+        if let Some(line) = pending_groups {
+            let Some(spans) = line.rx.search(buf) else { return scan };
+            let mut groups = line.found_except(buf, &[], &spans, Some("content")).groups;
+            groups.retain(|(_, v)| v.is_some());
+            pre_groups = Some(groups);
+        }
+        let mut cur_ignored: Option<bool> = None;
+        for (index, rx) in self.failregex.iter().enumerate() {
+            if !maybe[index] {
+                continue;
+            }
+            let found = if self.candidates.is_some() {
+                rx.search_prechecked(cur)
+            } else {
+                rx.search(cur, &[])
+            };
+            let Some(found) = found else { continue };
+            if !self.ignoreregex.is_empty() && *cur_ignored.get_or_insert_with(|| ignored(cur)) {
+                scan.ignored = true;
+                continue;
+            }
+            // A group that did not take part reads like a missing one everywhere, so only
+            // groups with a value are kept (one without still clears the prefregex's value).
+            let mut groups: Groups = pre_groups.clone().unwrap_or_default();
+            for (k, v) in found.groups {
+                match v {
+                    Some(v) => match groups.iter_mut().find(|(n, _)| *n == k) {
+                        Some(slot) => slot.1 = Some(v),
+                        None => groups.push((k, Some(v))),
+                    },
+                    None => groups.retain(|(n, _)| *n != k),
+                }
+            }
+            scan.hits.push((index, groups));
+        }
+        scan
+    }
+}
+
+impl Matcher {
+    /// `prefregex` over `buf`; through its rest-of-line form when `buf` is one line. Then the
+    /// `content` group (left out of the groups) starts at the returned offset and runs to the
+    /// end of `buf`, final `\n` excluded.
+    fn search_prefregex(&self, pref: &F2bRegex, buf: &str) -> Option<(Found, Option<usize>)> {
+        let one_line = buf.find('\n').is_some_and(|p| p + 1 == buf.len());
+        let Some(line) = self.prefregex_line.as_ref().filter(|_| one_line) else {
+            return pref.search(buf, &[]).map(|f| (f, None));
+        };
+        let spans = line.rx.search(buf)?;
+        let mut found = line.found_except(buf, &[], &spans, Some("content"));
+        let start = line.rx.names().iter().find(|(n, _)| &**n == "content");
+        let start = start.and_then(|(_, i)| spans.get(*i)).map(|(s, _)| s);
+        if start.is_none() {
+            // Cannot happen (the group is in every match), but keep fail2ban's reading then.
+            found = line.found(buf, &[], &spans);
+        }
+        Some((found, start))
+    }
+}
+
+/// All failregexes as one multi-pattern automaton without capture groups: pattern `i` matches
+/// the text `prefregex` cut out exactly when failregex `i` does (a pattern that needs the
+/// backtracking engine is replaced by its linear-time superset), so the capture engines run
+/// only for the failregexes that match. The patterns are anchored as the failregexes are, so
+/// the automaton usually stops after a few bytes.
+#[derive(Debug, Clone)]
+struct Candidates {
+    set: regex::RegexSet,
+    /// The same patterns with ASCII classes, for ASCII lines (much smaller automata).
+    ascii: Option<regex::bytes::RegexSet>,
+}
+
+impl Candidates {
+    fn new(failregex: &[F2bRegex]) -> Option<Candidates> {
+        let patterns = failregex
+            .iter()
+            .map(|r| match r.rx.linear_pattern() {
+                Some(p) => Ok(p.to_owned()),
+                None => crate::pyre::relaxed(&crate::failregex::resolve_tags(&r.source), false),
+            })
+            .collect::<Result<Vec<String>, String>>()
+            .ok()?;
+        let set = regex::RegexSetBuilder::new(&patterns).size_limit(64 << 20).build().ok()?;
+        let ascii =
+            regex::bytes::RegexSetBuilder::new(patterns.iter().map(|a| format!("(?-u){a}")))
+                .size_limit(64 << 20)
+                .build()
+                .ok();
+        Some(Candidates { set, ascii })
+    }
+
+    /// Sets `maybe[i]` for every failregex that can match `buf`; whether any can.
+    fn read(&self, buf: &str, maybe: &mut [bool]) -> bool {
+        maybe.fill(false);
+        match &self.ascii {
+            Some(a) if buf.is_ascii() => a.matches_read_at(maybe, buf.as_bytes(), 0),
+            _ => self.set.matches_read_at(maybe, buf, 0),
+        }
+    }
 }
 
 impl Filter {
@@ -242,26 +434,19 @@ impl Filter {
                 })
             }
         };
-        let line_prefilter = if def.maxlines <= 1 && !failregex.is_empty() {
-            failregex
-                .iter()
-                .map(|r| crate::pyre::free(&crate::failregex::resolve_tags(&r.source)))
-                .collect::<Result<Vec<String>, String>>()
-                .ok()
-                .and_then(|alts| {
-                    let joined =
-                        alts.iter().map(|a| format!("(?:{a})")).collect::<Vec<_>>().join("|");
-                    let re = regex::RegexBuilder::new(&joined).size_limit(64 << 20).build().ok()?;
-                    Some((re, crate::pyre::ascii_variant(&joined)))
-                })
+        let candidates = if def.maxlines <= 1 && !failregex.is_empty() {
+            Candidates::new(&failregex)
         } else {
             None
         };
         Filter {
-            line_prefilter,
-            prefregex,
-            failregex,
-            ignoreregex,
+            m: Arc::new(Matcher {
+                prefregex_line: prefregex.as_ref().and_then(F2bRegex::rest_of_line_form),
+                prefregex,
+                failregex,
+                ignoreregex,
+                candidates,
+            }),
             maxlines: def.maxlines.max(1),
             dates,
             buffer: Vec::new(),
@@ -285,16 +470,117 @@ impl Filter {
 
     /// Number of usable failregexes.
     pub fn failregex_count(&self) -> usize {
-        self.failregex.len()
+        self.m.failregex.len()
     }
 
     /// The failregexes as written in the filter.
     pub fn failregex_sources(&self) -> impl Iterator<Item = &str> {
-        self.failregex.iter().map(|r| r.source.as_str())
+        self.m.failregex.iter().map(|r| r.source.as_str())
     }
 
     /// Processes one log line (`processLine` without a given date).
     pub fn process_line(&mut self, line: &str, clock: &Clock) -> LineResult {
+        if self.single_line() {
+            let mut buf = String::with_capacity(line.len() + 1);
+            let date = self.prepare_line(line, clock, &mut buf);
+            let scan = self.m.scan(&buf);
+            return self.apply(scan, date);
+        }
+        let (tuple, date) = self.cut_date(line, clock);
+        self.find_failure(tuple, date)
+    }
+
+    /// Processes a journal message whose time is known (fail2ban's systemd backend).
+    pub fn process_journal_line(&mut self, line: &str, time: f64) -> LineResult {
+        if self.single_line() {
+            let mut buf = String::with_capacity(line.len() + 1);
+            let date = self.prepare_journal_line(line, time, &mut buf);
+            let scan = self.m.scan(&buf);
+            return self.apply(scan, date);
+        }
+        self.last_date = Some(time);
+        self.find_failure((String::new(), String::new(), line.to_owned()), Some(time))
+    }
+
+    /// Whether each line is matched on its own (`maxlines` 1): then the work splits into
+    /// [`Filter::prepare_line`] (in line order), [`Matcher::scan`] (on any thread) and
+    /// [`Filter::apply`] (in line order), which together do what [`Filter::process_line`] does.
+    pub fn single_line(&self) -> bool {
+        self.maxlines <= 1
+    }
+
+    /// The compiled regexes, to scan lines on other threads.
+    pub fn matcher(&self) -> Arc<Matcher> {
+        Arc::clone(&self.m)
+    }
+
+    /// First step of a single-line filter: finds and cuts out the timestamp (this updates the
+    /// date detector, so lines must come in order). Appends the text the regexes search, with
+    /// its final `\n`, to `buf`; returns the line's time.
+    pub fn prepare_line(&mut self, line: &str, clock: &Clock, buf: &mut String) -> Option<f64> {
+        let now = clock.now;
+        let recent = |ld: Option<f64>| ld.filter(|ld| *ld > now - 60.0);
+        let mut date: Option<f64> = None;
+        // The timestamp's span, cut out of the line (`None`: the whole line is searched).
+        let mut cut: Option<(usize, usize)> = None;
+        if let Some(m) = self.dates.find(line, clock) {
+            let (s, e) = m.span;
+            if s < e {
+                cut = Some((s, e));
+                if let Some(d) = m.time {
+                    date = Some(d);
+                    self.last_time_text.clear();
+                    self.last_time_text.push_str(&line[s..e]);
+                    self.last_date = Some(d);
+                }
+            } else if let Some(ld) = recent(self.last_date) {
+                date = Some(ld);
+            } else {
+                cut = Some((s, e));
+                date = Some(now);
+            }
+        }
+        if date.is_none()
+            && let Some(ld) = recent(self.last_date)
+        {
+            cut = None;
+            date = Some(ld);
+        }
+        match cut {
+            Some((s, e)) => {
+                buf.push_str(&line[..s]);
+                buf.push_str(&line[e..]);
+            }
+            None => buf.push_str(line),
+        }
+        buf.push('\n');
+        date
+    }
+
+    /// [`Filter::prepare_line`] for a journal message whose time is known.
+    pub fn prepare_journal_line(&mut self, line: &str, time: f64, buf: &mut String) -> Option<f64> {
+        self.last_date = Some(time);
+        buf.push_str(line);
+        buf.push('\n');
+        Some(time)
+    }
+
+    /// Last step of a single-line filter: applies a line's [`Scan`] to the multi-line failure
+    /// state, in line order.
+    pub fn apply(&mut self, scan: Scan, date: Option<f64>) -> LineResult {
+        let mut result = LineResult { ignored: scan.ignored_first, ..LineResult::default() };
+        if scan.ignored_first {
+            return result;
+        }
+        result.ignored = scan.ignored;
+        for (index, groups) in scan.hits {
+            self.report(index, Fail { groups, ..Fail::default() }, date, &mut result);
+        }
+        result
+    }
+
+    /// Finds and cuts out the timestamp (the multi-line path keeps the line's three parts).
+    fn cut_date(&mut self, line: &str, clock: &Clock) -> (TupleLine, Option<f64>) {
         let now = clock.now;
         let mut date: Option<f64> = None;
         let tuple: TupleLine;
@@ -326,13 +612,7 @@ impl Filter {
             tuple = (String::new(), self.last_time_text.clone(), line.to_owned());
             date = Some(ld);
         }
-        self.find_failure(tuple, date)
-    }
-
-    /// Processes a journal message whose time is known (fail2ban's systemd backend).
-    pub fn process_journal_line(&mut self, line: &str, time: f64) -> LineResult {
-        self.last_date = Some(time);
-        self.find_failure((String::new(), String::new(), line.to_owned()), Some(time))
+        (tuple, date)
     }
 
     fn ignore_line(&mut self, buf: &str, org: &[TupleLine], fail_found: Option<&Found>) -> bool {
@@ -349,7 +629,7 @@ impl Filter {
             }
             _ => (buf, org),
         };
-        for ig in &self.ignoreregex {
+        for ig in &self.m.ignoreregex {
             if ig.search(buf, org).is_some() {
                 if multi && let Some(f) = fail_found {
                     self.buffer = f.unmatched.clone();
@@ -375,27 +655,17 @@ impl Filter {
         let mut buf: Option<String> =
             Some(tuple_buf(if org.is_empty() { &self.buffer } else { &org }));
 
-        if !self.ignoreregex.is_empty()
-            && self.ignoreregex.len() + 2 < self.failregex.len()
+        let m = Arc::clone(&self.m);
+        if !m.ignoreregex.is_empty()
+            && m.ignoreregex.len() + 2 < m.failregex.len()
             && self.ignore_line(buf.as_deref().unwrap_or(""), &org, None)
         {
             result.ignored = true;
             return result;
         }
 
-        if let Some((pre, ascii)) = &self.line_prefilter {
-            let b = buf.as_deref().unwrap_or("");
-            let hit = match ascii {
-                Some(a) if b.is_ascii() => a.is_match(b.as_bytes()),
-                _ => pre.is_match(b),
-            };
-            if !hit {
-                return result;
-            }
-        }
-
         let mut pre_groups: Option<Vec<(Arc<str>, Option<String>)>> = None;
-        if let Some(pref) = &self.prefregex {
+        if let Some(pref) = &m.prefregex {
             let Some(found) = pref.search(buf.as_deref().unwrap_or(""), &org) else {
                 return result;
             };
@@ -413,13 +683,13 @@ impl Filter {
 
         let mut cur = buf.take().unwrap_or_else(|| tuple_buf(&self.buffer));
         let mut dirty = false;
-        for index in 0..self.failregex.len() {
+        for index in 0..m.failregex.len() {
             if dirty {
                 cur = tuple_buf(&self.buffer);
                 dirty = false;
             }
-            let Some(found) = self.failregex[index].search(&cur, &org) else { continue };
-            if !self.ignoreregex.is_empty() && self.ignore_line(&cur, &org, Some(&found)) {
+            let Some(found) = m.failregex[index].search(&cur, &org) else { continue };
+            if !m.ignoreregex.is_empty() && self.ignore_line(&cur, &org, Some(&found)) {
                 result.ignored = true;
                 dirty = true;
                 continue;
@@ -439,49 +709,52 @@ impl Filter {
                 }
                 _ => Fail { groups, ..Fail::default() },
             };
-            let mlfid = fail.get("mlfid").map(str::to_owned);
-            let holder = match &mlfid {
-                Some(id) => Holder::Shared(self.merge_failure(id, fail)),
-                None => Holder::Own(Box::new(fail)),
-            };
-            let (fid, ip) = holder.with(|f| {
-                let fid = f.get("fid").map(str::to_owned);
-                let ip = f
-                    .get("ip4")
-                    .or_else(|| f.get("ip6"))
-                    .or_else(|| f.get("dns"))
-                    .map(str::to_owned);
-                (fid, ip)
-            });
-            let ip = match ip {
-                Some(ip) => Some(ip),
-                // No failure ID at all: fail2ban logs an error and skips this regex.
-                None if fid.is_none() && mlfid.is_none() => continue,
-                None => fid.clone(),
-            };
-            let host = match ip {
-                None => {
-                    holder.with_mut(|f| f.pending = true);
-                    None
-                }
-                Some(ip) => Some(match fid {
-                    Some(fid) if fid != ip => fid,
-                    _ => ip,
-                }),
-            };
-            if result.matched {
-                continue;
-            }
-            let (host, nofail) =
-                holder.with(|f| (f.get("host").map(str::to_owned).or(host), f.truthy("nofail")));
-            if host.is_some() && !nofail {
-                result.matched = true;
-                result.host = host;
-                result.time = date;
-                result.regex = Some(index);
-            }
+            self.report(index, fail, date, &mut result);
         }
         result
+    }
+
+    /// The end of `findFailure` for one failregex match: merges multi-line state and decides
+    /// whether the line reports a failure.
+    fn report(&mut self, index: usize, fail: Fail, date: Option<f64>, result: &mut LineResult) {
+        let mlfid = fail.get("mlfid").map(str::to_owned);
+        let holder = match &mlfid {
+            Some(id) => Holder::Shared(self.merge_failure(id, fail)),
+            None => Holder::Own(Box::new(fail)),
+        };
+        let (fid, ip) = holder.with(|f| {
+            let fid = f.get("fid").map(str::to_owned);
+            let ip =
+                f.get("ip4").or_else(|| f.get("ip6")).or_else(|| f.get("dns")).map(str::to_owned);
+            (fid, ip)
+        });
+        let ip = match ip {
+            Some(ip) => Some(ip),
+            // No failure ID at all: fail2ban logs an error and skips this regex.
+            None if fid.is_none() && mlfid.is_none() => return,
+            None => fid.clone(),
+        };
+        let host = match ip {
+            None => {
+                holder.with_mut(|f| f.pending = true);
+                None
+            }
+            Some(ip) => Some(match fid {
+                Some(fid) if fid != ip => fid,
+                _ => ip,
+            }),
+        };
+        if result.matched {
+            return;
+        }
+        let (host, nofail) =
+            holder.with(|f| (f.get("host").map(str::to_owned).or(host), f.truthy("nofail")));
+        if host.is_some() && !nofail {
+            result.matched = true;
+            result.host = host;
+            result.time = date;
+            result.regex = Some(index);
+        }
     }
 
     /// `_mergeFailure`: returns the (possibly cached, shared) failure for `mlfid`.
@@ -534,7 +807,7 @@ impl Filter {
         {
             let mut g = lock(&shared);
             let pending = std::mem::take(&mut g.pending);
-            if pending || users.is_some_and(|u| u.len() > 1) {
+            if pending || users.is_some_and(|n| n > 1) {
                 g.pop_truthy("nofail");
                 g.pop_truthy("mlfgained");
             }

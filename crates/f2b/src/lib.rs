@@ -31,6 +31,7 @@ mod date;
 mod failregex;
 mod filter;
 mod ini;
+mod linear;
 mod pyre;
 mod reader;
 
@@ -38,7 +39,7 @@ use std::path::PathBuf;
 
 pub use chrono_tz;
 pub use date::{Clock, DateDetector};
-pub use filter::{FancyUse, Filter, LineResult, Problem};
+pub use filter::{FancyUse, Filter, LineResult, Matcher, Problem, Scan};
 pub use pyre::BACKTRACK_LIMIT;
 pub use reader::{FilterDefinition, parse_filter, read_filter, split_options};
 

@@ -67,13 +67,6 @@ pub(crate) fn relaxed(py: &str, multiline: bool) -> Result<String, String> {
     translate_inner(py, multiline, true, false).map(|t| t.pattern)
 }
 
-/// Like [`relaxed`], and without anchors or word boundaries: matches somewhere in any text
-/// that has a part the pattern matches. A line none of a filter's free forms matches cannot
-/// produce a failure, whatever `prefregex` cuts out of it.
-pub(crate) fn free(py: &str) -> Result<String, String> {
-    translate_inner(py, false, true, true).map(|t| t.pattern)
-}
-
 /// How a `(` was translated.
 enum Open {
     /// A group was opened (`true`: a conditional rewritten as an alternation).
@@ -501,15 +494,15 @@ fn skip_group(chars: &[char], i: usize) -> Result<usize, String> {
 #[derive(Debug, Clone)]
 pub struct Rx {
     engine: Engine,
+    /// The `regex` crate pattern (linear-time engine only).
+    pattern: Option<String>,
     /// For backtracking patterns: a linear-time superset checked first.
     pre: Option<regex::Regex>,
     names: Arc<Vec<(Arc<str>, usize)>>,
     fancy: FancyFeatures,
-    locs: std::cell::RefCell<Option<regex::CaptureLocations>>,
     /// The same pattern with ASCII-only classes, used on ASCII text (where it matches exactly
     /// what the Unicode pattern matches, with much smaller automata).
     ascii: Option<regex::bytes::Regex>,
-    ascii_locs: std::cell::RefCell<Option<regex::bytes::CaptureLocations>>,
 }
 
 /// The ASCII variant of a translated pattern, if it compiles.
@@ -523,13 +516,21 @@ enum Engine {
     Fancy(Box<fancy_regex::Regex>),
 }
 
-/// The spans of one match's groups, by group index (0 = whole match).
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Spans(pub(crate) Vec<Option<(usize, usize)>>);
+/// The spans of one match's groups, by group index (0 = whole match), as the engine left them.
+#[derive(Debug, Clone)]
+pub(crate) enum Spans {
+    Str(regex::CaptureLocations),
+    Bytes(regex::bytes::CaptureLocations),
+    Fancy(Vec<Option<(usize, usize)>>),
+}
 
 impl Spans {
     pub(crate) fn get(&self, i: usize) -> Option<(usize, usize)> {
-        self.0.get(i).copied().flatten()
+        match self {
+            Spans::Str(locs) => locs.get(i),
+            Spans::Bytes(locs) => locs.get(i),
+            Spans::Fancy(v) => v.get(i).copied().flatten(),
+        }
     }
 }
 
@@ -537,6 +538,13 @@ impl Rx {
     /// Translates and compiles a Python pattern.
     pub(crate) fn new(py: &str, multiline: bool) -> Result<Rx, String> {
         let t = translate(py, multiline)?;
+        if !t.fancy.0.is_empty()
+            && let Some(pattern) = crate::linear::linearize(&t.pattern)
+            && let Ok(rx) =
+                Rx::from_translated(&Translated { pattern, fancy: FancyFeatures::default() })
+        {
+            return Ok(rx);
+        }
         let mut rx = Rx::from_translated(&t)?;
         if !t.fancy.0.is_empty() {
             rx.pre = relaxed(py, multiline)
@@ -555,7 +563,9 @@ impl Rx {
             let names = re
                 .capture_names()
                 .enumerate()
-                .filter_map(|(i, n)| n.map(|n| (Arc::from(n), i)))
+                .filter_map(|(i, n)| {
+                    n.map(|n| (Arc::from(n.split(crate::linear::DUP).next().unwrap_or(n)), i))
+                })
                 .collect();
             (Engine::Std(re), names)
         } else {
@@ -572,15 +582,8 @@ impl Rx {
             (Engine::Fancy(Box::new(re)), names)
         };
         let ascii = if t.fancy.0.is_empty() { ascii_variant(&t.pattern) } else { None };
-        Ok(Rx {
-            engine,
-            pre: None,
-            names: Arc::new(names),
-            fancy: t.fancy.clone(),
-            locs: std::cell::RefCell::new(None),
-            ascii,
-            ascii_locs: std::cell::RefCell::new(None),
-        })
+        let pattern = t.fancy.0.is_empty().then(|| t.pattern.clone());
+        Ok(Rx { engine, pattern, pre: None, names: Arc::new(names), fancy: t.fancy.clone(), ascii })
     }
 
     /// The backtracking features this pattern needs (empty: linear-time engine).
@@ -588,7 +591,12 @@ impl Rx {
         &self.fancy.0
     }
 
-    /// Named groups and their indexes.
+    /// The pattern the linear-time engine runs (`None` for the backtracking engine).
+    pub(crate) fn linear_pattern(&self) -> Option<&str> {
+        self.pattern.as_deref()
+    }
+
+    /// Named groups and their indexes (a name can have several: one per branch that sets it).
     pub(crate) fn names(&self) -> &[(Arc<str>, usize)] {
         &self.names
     }
@@ -599,30 +607,57 @@ impl Rx {
 
     /// Searches `hay[..end]` from `start`. A backtrack-limit overrun counts as no match.
     pub(crate) fn search_in(&self, hay: &str, start: usize, end: usize) -> Option<Spans> {
+        self.search_in_with(hay, start, end, true)
+    }
+
+    /// The span of the match [`Rx::search_in`] would find, without capture groups: `Some(None)`
+    /// for no match, `None` when only the backtracking engine can tell.
+    pub(crate) fn find_in(
+        &self,
+        hay: &str,
+        start: usize,
+        end: usize,
+    ) -> Option<Option<(usize, usize)>> {
+        let Some(hay) = hay.get(..end) else { return Some(None) };
+        if let Some(ascii) = &self.ascii
+            && hay.is_ascii()
+        {
+            return Some(ascii.find_at(hay.as_bytes(), start).map(|m| (m.start(), m.end())));
+        }
+        match &self.engine {
+            Engine::Std(re) => Some(re.find_at(hay, start).map(|m| (m.start(), m.end()))),
+            Engine::Fancy(_) => None,
+        }
+    }
+
+    /// [`Rx::search`] without the linear-time superset check, for a caller that made it.
+    pub(crate) fn search_prechecked(&self, hay: &str) -> Option<Spans> {
+        self.search_in_with(hay, 0, hay.len(), false)
+    }
+
+    fn search_in_with(&self, hay: &str, start: usize, end: usize, pre: bool) -> Option<Spans> {
         let hay = hay.get(..end)?;
         if let Some(ascii) = &self.ascii
             && hay.is_ascii()
         {
-            let mut cache = self.ascii_locs.borrow_mut();
-            let locs = cache.get_or_insert_with(|| ascii.capture_locations());
-            ascii.captures_read_at(locs, hay.as_bytes(), start)?;
-            return Some(Spans((0..locs.len()).map(|i| locs.get(i)).collect()));
+            let mut locs = ascii.capture_locations();
+            ascii.captures_read_at(&mut locs, hay.as_bytes(), start)?;
+            return Some(Spans::Bytes(locs));
         }
         match &self.engine {
             Engine::Std(re) => {
-                let mut cache = self.locs.borrow_mut();
-                let locs = cache.get_or_insert_with(|| re.capture_locations());
-                re.captures_read_at(locs, hay, start)?;
-                Some(Spans((0..locs.len()).map(|i| locs.get(i)).collect()))
+                let mut locs = re.capture_locations();
+                re.captures_read_at(&mut locs, hay, start)?;
+                Some(Spans::Str(locs))
             }
             Engine::Fancy(re) => {
-                if let Some(pre) = &self.pre
-                    && !pre.is_match_at(hay, start)
+                if let Some(superset) = self.pre.as_ref().filter(|_| pre)
+                    && !superset.is_match_at(hay, start)
                 {
                     return None;
                 }
                 let caps = re.captures_from_pos(hay, start).ok()??;
-                Some(Spans(
+                Some(Spans::Fancy(
                     (0..caps.len()).map(|i| caps.get(i).map(|m| (m.start(), m.end()))).collect(),
                 ))
             }
@@ -666,7 +701,6 @@ mod tests {
             r"a(?:)c(?:x|)y(?s:.*?)(?:z)w+"
         );
         assert_eq!(relaxed(r"(?(n)x|(?!q)y)", false).unwrap(), r"(?:x|(?:)y)");
-        assert_eq!(free(r"^a\b$").unwrap(), r"(?:)a(?:)(?:)");
     }
 
     #[test]

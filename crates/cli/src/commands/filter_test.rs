@@ -11,7 +11,10 @@ use std::{
 };
 
 use chrono::{DateTime, Datelike, SecondsFormat, TimeZone, Utc};
-use vigil_f2b::{Clock, Filter, FilterDefinition, chrono_tz::Tz, read_filter, split_options};
+use vigil_f2b::{
+    Clock, Filter, FilterDefinition, LineResult, Matcher, Scan, chrono_tz::Tz, read_filter,
+    split_options,
+};
 
 /// Arguments of `vigil filter-test`.
 #[derive(Debug, clap::Args)]
@@ -112,6 +115,153 @@ fn for_each_line(
     }
 }
 
+/// Lines per unit of work handed to a scanning thread.
+const CHUNK_LINES: usize = 2048;
+
+/// A run of consecutive lines: the text each line's regexes search (one after the other in
+/// `text`, each ending at its `ends` entry), their times, and once scanned their [`Scan`]s.
+#[derive(Default)]
+struct Chunk {
+    id: u64,
+    text: String,
+    ends: Vec<usize>,
+    dates: Vec<Option<f64>>,
+    scans: Vec<Scan>,
+    /// A scanning thread panicked on this chunk.
+    failed: bool,
+}
+
+/// Runs a single-line filter over the log on `workers` threads: this thread reads the lines and
+/// cuts out their timestamps in order (`prepare`), the workers run the regexes over chunks of
+/// lines (`Matcher::scan`, which needs no state), and this thread applies the results in line
+/// order (`Filter::apply`, which keeps the multi-line failure IDs) and hands them to `emit`.
+/// The output is the same as line-by-line processing. At most `2 * workers + 2` chunks are in
+/// flight, so memory stays bounded.
+fn scan_in_parallel(
+    path: &Path,
+    filter: &mut Filter,
+    workers: usize,
+    mut prepare: impl FnMut(&mut Filter, &str, &mut String) -> Option<f64>,
+    emit: &mut impl FnMut(LineResult) -> std::io::Result<()>,
+) -> std::io::Result<usize> {
+    let matcher = filter.matcher();
+    let limit = 2 * workers + 2;
+    let (job_tx, job_rx) = std::sync::mpsc::sync_channel::<Chunk>(limit);
+    let (done_tx, done_rx) = std::sync::mpsc::sync_channel::<Chunk>(limit);
+    let job_rx = std::sync::Mutex::new(job_rx);
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            // Each worker has its own copy: the regex engines' caches then need no locking.
+            let (matcher, job_rx, done_tx) = (Matcher::clone(&matcher), &job_rx, done_tx.clone());
+            s.spawn(move || {
+                loop {
+                    let job =
+                        job_rx.lock().unwrap_or_else(std::sync::PoisonError::into_inner).recv();
+                    let Ok(mut chunk) = job else { return };
+                    let scanned = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        let mut start = 0;
+                        for &end in &chunk.ends {
+                            let scan = matcher.scan(&chunk.text[start..end]);
+                            chunk.scans.push(scan);
+                            start = end;
+                        }
+                    }));
+                    chunk.failed = scanned.is_err();
+                    if done_tx.send(chunk).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        drop(done_tx);
+        let mut state = InOrder {
+            done: &done_rx,
+            pending: BTreeMap::new(),
+            next: 0,
+            in_flight: 0,
+            spare: Vec::new(),
+        };
+        let mut current = Chunk::default();
+        let mut next_id = 0;
+        let mut send = |chunk: Chunk, state: &mut InOrder<'_>, filter: &mut Filter| {
+            while state.in_flight >= limit {
+                state.collect(filter, emit)?;
+            }
+            job_tx
+                .send(chunk)
+                .map_err(|_| std::io::Error::other("the scanning threads stopped"))?;
+            state.in_flight += 1;
+            Ok::<(), std::io::Error>(())
+        };
+        let read = for_each_line(path, |line| {
+            let date = prepare(filter, line, &mut current.text);
+            current.ends.push(current.text.len());
+            current.dates.push(date);
+            if current.ends.len() >= CHUNK_LINES {
+                let mut next = state.spare.pop().unwrap_or_default();
+                next_id += 1;
+                next.id = next_id;
+                send(std::mem::replace(&mut current, next), &mut state, filter)?;
+            }
+            Ok(())
+        });
+        let result = read.and_then(|invalid| {
+            if !current.ends.is_empty() {
+                send(std::mem::take(&mut current), &mut state, filter)?;
+            }
+            Ok(invalid)
+        });
+        let result = result.and_then(|invalid| {
+            while state.in_flight > 0 {
+                state.collect(filter, emit)?;
+            }
+            Ok(invalid)
+        });
+        drop(job_tx);
+        result
+    })
+}
+
+/// The scanned chunks that came back, applied in line order.
+struct InOrder<'a> {
+    done: &'a std::sync::mpsc::Receiver<Chunk>,
+    /// Chunks that came back before their predecessors.
+    pending: BTreeMap<u64, Chunk>,
+    /// The id of the next chunk to apply.
+    next: u64,
+    in_flight: usize,
+    /// Applied chunks, to reuse their buffers.
+    spare: Vec<Chunk>,
+}
+
+impl InOrder<'_> {
+    /// Waits for one scanned chunk, then applies every chunk that is next in line.
+    fn collect(
+        &mut self,
+        filter: &mut Filter,
+        emit: &mut impl FnMut(LineResult) -> std::io::Result<()>,
+    ) -> std::io::Result<()> {
+        let chunk =
+            self.done.recv().map_err(|_| std::io::Error::other("the scanning threads stopped"))?;
+        if chunk.failed {
+            return Err(std::io::Error::other("a scanning thread failed"));
+        }
+        self.pending.insert(chunk.id, chunk);
+        while let Some(mut chunk) = self.pending.remove(&self.next) {
+            for (scan, date) in chunk.scans.drain(..).zip(chunk.dates.iter()) {
+                emit(filter.apply(scan, *date))?;
+            }
+            self.next += 1;
+            self.in_flight -= 1;
+            chunk.text.clear();
+            chunk.ends.clear();
+            chunk.dates.clear();
+            self.spare.push(chunk);
+        }
+        Ok(())
+    }
+}
+
 fn format_time(t: f64, zone: Tz) -> Option<String> {
     let secs = t.floor();
     let micros = ((t - secs) * 1_000_000.0).round() as u32;
@@ -187,12 +337,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
     let mut hits = vec![0usize; filter.failregex_count()];
     let (mut matched, mut ignored, mut n) = (0usize, 0usize, 0usize);
-    let processed = for_each_line(&args.log, |line| {
-        let r = if journal {
-            filter.process_journal_line(line, now)
-        } else {
-            filter.process_line(line, &clock)
-        };
+    let mut emit = |r: LineResult| -> std::io::Result<()> {
         if r.matched {
             matched += 1;
             if let Some(i) = r.regex {
@@ -215,7 +360,31 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             out.write_all(b"\n")?;
         }
         Ok(())
-    });
+    };
+    let workers = std::thread::available_parallelism().map_or(1, std::num::NonZero::get).min(8);
+    let processed = if filter.single_line() && workers > 1 {
+        scan_in_parallel(
+            &args.log,
+            &mut filter,
+            workers,
+            |filter, line, buf| {
+                if journal {
+                    filter.prepare_journal_line(line, now, buf)
+                } else {
+                    filter.prepare_line(line, &clock, buf)
+                }
+            },
+            &mut emit,
+        )
+    } else {
+        for_each_line(&args.log, |line| {
+            emit(if journal {
+                filter.process_journal_line(line, now)
+            } else {
+                filter.process_line(line, &clock)
+            })
+        })
+    };
     let invalid = match processed {
         Ok(invalid) => invalid,
         Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => return Ok(ExitCode::SUCCESS),
