@@ -35,13 +35,21 @@ pub use config::TracersConfig;
 /// Appends `tracer`'s record to the trace of `enrichment`. The clock is read once per event:
 /// records after the first share the trace's `traced_at` (tracers of one pass run within
 /// microseconds of each other), which keeps enrichment cheap on the publish path.
-pub fn record(enrichment: &mut vigil_event::Enrichment, tracer: &str, found: serde_json::Value) {
+pub fn record(
+    enrichment: &mut vigil_event::Enrichment,
+    tracer: &'static str,
+    found: impl Into<vigil_event::Found>,
+) {
     let trace = enrichment.trace.get_or_insert_with(|| vigil_event::Trace {
         traced_at: chrono::Utc::now(),
         tracers: Vec::with_capacity(4),
     });
     let at = trace.traced_at;
-    trace.tracers.push(vigil_event::TracerRecord { tracer: tracer.to_owned(), at, found });
+    trace.tracers.push(vigil_event::TracerRecord {
+        tracer: std::borrow::Cow::Borrowed(tracer),
+        at,
+        found: found.into(),
+    });
 }
 
 /// What can go wrong building or running a tracer.
