@@ -4,11 +4,12 @@ use std::{
     borrow::Cow,
     collections::{BTreeMap, HashMap},
     net::IpAddr,
-    sync::Mutex,
+    sync::{LazyLock, Mutex},
     time::Duration,
 };
 
 use chrono::{DateTime, TimeZone, Utc};
+use regex::{Regex, RegexBuilder};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -308,6 +309,25 @@ fn contains_ignore_case(haystack: &str, needle: &str) -> bool {
     haystack.as_bytes().windows(needle.len()).any(|it| it.eq_ignore_ascii_case(needle))
 }
 
+/// Every phrase [`exhaustion_of`] and [`is_connection_failure`] look for, found in one
+/// case-insensitive pass. Most messages hold none of them, and then neither has to scan the
+/// message once per phrase. The pattern is a constant; should it ever fail to build, every
+/// message is scanned as before.
+static FAILURE_PHRASES: LazyLock<Option<Regex>> = LazyLock::new(|| {
+    RegexBuilder::new(
+        "out of memory|oom-kill|memoryerror|no space left on device|disk full|connection refused|timed out|timeout",
+    )
+    .case_insensitive(true)
+    .build()
+    .ok()
+});
+
+/// Whether `message` may name an exhaustion or a connection failure (a superset: the precise
+/// tests decide).
+fn may_name_a_failure(message: &str) -> bool {
+    FAILURE_PHRASES.as_ref().is_none_or(|it| it.is_match(message))
+}
+
 /// Memory or disk exhaustion named by a message: the kind and the victim process, if any.
 fn exhaustion_of(message: &str) -> Option<(&'static str, Option<String>)> {
     let has = |needle: &str| contains_ignore_case(message, needle);
@@ -411,7 +431,7 @@ impl EventTracer {
                     last_failure: before.as_ref().and_then(|it| time(it.last)),
                 });
             }
-            (None | Some("server_error"), _) => {
+            (None | Some("server_error"), _) if may_name_a_failure(&log.message) => {
                 if let Some((kind, victim)) = exhaustion_of(&log.message) {
                     causality = Some(Causality::ResourceExhaustion {
                         kind: Cow::Borrowed(kind),
@@ -493,5 +513,31 @@ impl Enricher for EventTracer {
         let at = log.timestamp.unwrap_or(event.timestamp);
         let found = self.trace(log, at);
         crate::record(&mut event.enrichment, EVENT_TRACER, Found::Event(found));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_phrase_prefilter_lets_every_phrase_through_in_any_case() {
+        for phrase in [
+            "out of memory",
+            "oom-kill",
+            "memoryerror",
+            "no space left on device",
+            "disk full",
+            "connection refused",
+            "timed out",
+            "timeout",
+        ] {
+            let message = format!("x {} y", phrase.to_ascii_uppercase());
+            assert!(may_name_a_failure(&message), "{message}");
+            assert!(exhaustion_of(&message).is_some() || is_connection_failure(&message).is_some());
+        }
+        let plain = "pam_unix(cron:session): session opened for user root(uid=0) by (uid=0)";
+        assert!(!may_name_a_failure(plain));
+        assert!(exhaustion_of(plain).is_none() && is_connection_failure(plain).is_none());
     }
 }
