@@ -130,10 +130,17 @@ fn evict<K, V>(
     expired: &impl Fn(&V) -> bool,
 ) -> u64 {
     let before = table.len();
-    table.retain(|(_, slot)| !expired(&slot.value));
+    // One pass drops the expired entries and notes when each kept one was last touched.
+    let mut ticks: Vec<u64> = Vec::with_capacity(before);
+    table.retain(|(_, slot)| {
+        let keep = !expired(&slot.value);
+        if keep {
+            ticks.push(slot.touched);
+        }
+        keep
+    });
     let target = capacity - capacity / 8 - 1;
     if table.len() > target {
-        let mut ticks: Vec<u64> = table.iter().map(|(_, slot)| slot.touched).collect();
         let drop = table.len() - target;
         let (_, nth, _) = ticks.select_nth_unstable(drop - 1);
         let cut = *nth;
