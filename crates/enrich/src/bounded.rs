@@ -6,16 +6,22 @@
 //! least recently touched eighth of the map, so eviction costs O(1) amortised per insert. Every
 //! dropped entry is counted in [`BoundedMap::evictions`].
 
-use std::{collections::HashMap, hash::Hash};
+use std::hash::{BuildHasher, Hash};
+
+use hashbrown::HashTable;
 
 /// The maps' hasher: fast, and seeded per process so keys an attacker chooses cannot be made
 /// to collide on purpose.
 pub(crate) type Hasher = foldhash::fast::RandomState;
 
 /// A map of at most `capacity` entries, evicting expired, then least recently used entries.
+///
+/// Built on a raw hash table so that [`entry`](BoundedMap::entry) hashes and probes once for a
+/// key that is present, even when the map is full (the tracers call it for every event).
 #[derive(Debug, Clone)]
 pub struct BoundedMap<K, V> {
-    map: HashMap<K, Slot<V>, Hasher>,
+    table: HashTable<(K, Slot<V>)>,
+    hasher: Hasher,
     capacity: usize,
     tick: u64,
     evictions: u64,
@@ -31,7 +37,13 @@ impl<K: Hash + Eq + Clone, V> BoundedMap<K, V> {
     /// An empty map holding at most `capacity` (at least 1) entries.
     pub fn new(capacity: usize) -> BoundedMap<K, V> {
         let capacity = capacity.max(1);
-        BoundedMap { map: HashMap::default(), capacity, tick: 0, evictions: 0 }
+        BoundedMap {
+            table: HashTable::new(),
+            hasher: Hasher::default(),
+            capacity,
+            tick: 0,
+            evictions: 0,
+        }
     }
 
     /// The entry for `key`, made with `make` if absent. `expired(value)` tells which entries a
@@ -44,43 +56,59 @@ impl<K: Hash + Eq + Clone, V> BoundedMap<K, V> {
     ) -> &mut V {
         self.tick += 1;
         let tick = self.tick;
-        if self.map.len() >= self.capacity && !self.map.contains_key(key) {
-            self.evict(&expired);
+        let hash = self.hasher.hash_one(key);
+        let table = match self.table.find_entry(hash, |(it, _)| it == key) {
+            Ok(found) => {
+                let (_, slot) = found.into_mut();
+                slot.touched = tick;
+                return &mut slot.value;
+            }
+            Err(absent) => absent.into_table(),
+        };
+        if table.len() >= self.capacity {
+            self.evictions += evict(table, self.capacity, &expired);
         }
-        let slot =
-            self.map.entry(key.clone()).or_insert_with(|| Slot { touched: tick, value: make() });
-        slot.touched = tick;
+        let hasher = &self.hasher;
+        let slot = Slot { touched: tick, value: make() };
+        let (_, slot) = table
+            .insert_unique(hash, (key.clone(), slot), |(it, _)| hasher.hash_one(it))
+            .into_mut();
         &mut slot.value
     }
 
     /// The value for `key`, without touching it.
     pub fn get(&self, key: &K) -> Option<&V> {
-        self.map.get(key).map(|it| &it.value)
+        let hash = self.hasher.hash_one(key);
+        self.table.find(hash, |(it, _)| it == key).map(|(_, slot)| &slot.value)
     }
 
     /// The value for `key`, mutable, without touching it.
     pub fn get_mut(&mut self, key: &K) -> Option<&mut V> {
-        self.map.get_mut(key).map(|it| &mut it.value)
+        let hash = self.hasher.hash_one(key);
+        self.table.find_mut(hash, |(it, _)| it == key).map(|(_, slot)| &mut slot.value)
     }
 
     /// Removes `key`.
     pub fn remove(&mut self, key: &K) -> Option<V> {
-        self.map.remove(key).map(|it| it.value)
+        let hash = self.hasher.hash_one(key);
+        let found = self.table.find_entry(hash, |(it, _)| it == key).ok()?;
+        let ((_, slot), _) = found.remove();
+        Some(slot.value)
     }
 
     /// Every entry, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
-        self.map.iter().map(|(k, v)| (k, &v.value))
+        self.table.iter().map(|(key, slot)| (key, &slot.value))
     }
 
     /// Entries held now.
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.table.len()
     }
 
     /// Whether the map is empty.
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.table.is_empty()
     }
 
     /// The most entries the map holds.
@@ -92,20 +120,33 @@ impl<K: Hash + Eq + Clone, V> BoundedMap<K, V> {
     pub fn evictions(&self) -> u64 {
         self.evictions
     }
+}
 
-    fn evict(&mut self, expired: &impl Fn(&V) -> bool) {
-        let before = self.map.len();
-        self.map.retain(|_, slot| !expired(&slot.value));
-        let target = self.capacity - self.capacity / 8 - 1;
-        if self.map.len() > target {
-            let mut ticks: Vec<u64> = self.map.values().map(|it| it.touched).collect();
-            let drop = self.map.len() - target;
-            let (_, nth, _) = ticks.select_nth_unstable(drop - 1);
-            let cut = *nth;
-            self.map.retain(|_, slot| slot.touched > cut);
+/// Makes room in a full `table`: drops every expired entry, then, if that was not enough, the
+/// least recently touched down to seven eighths of `capacity`. Returns how many entries went.
+fn evict<K, V>(
+    table: &mut HashTable<(K, Slot<V>)>,
+    capacity: usize,
+    expired: &impl Fn(&V) -> bool,
+) -> u64 {
+    let before = table.len();
+    // One pass drops the expired entries and notes when each kept one was last touched.
+    let mut ticks: Vec<u64> = Vec::with_capacity(before);
+    table.retain(|(_, slot)| {
+        let keep = !expired(&slot.value);
+        if keep {
+            ticks.push(slot.touched);
         }
-        self.evictions += (before - self.map.len()) as u64;
+        keep
+    });
+    let target = capacity - capacity / 8 - 1;
+    if table.len() > target {
+        let drop = table.len() - target;
+        let (_, nth, _) = ticks.select_nth_unstable(drop - 1);
+        let cut = *nth;
+        table.retain(|(_, slot)| slot.touched > cut);
     }
+    (before - table.len()) as u64
 }
 
 #[cfg(test)]

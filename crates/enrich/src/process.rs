@@ -143,7 +143,7 @@ mod tests {
         assert!(tracer.wants(&event));
         tracer.enrich(&mut event, &mut Vec::new());
         let trace = event.enrichment.trace.unwrap();
-        let found = &trace.tracers[0].found;
+        let found = trace.tracers[0].found.to_value();
         assert_eq!(trace.tracers[0].tracer, "process");
         assert!(found["processes"].as_u64().unwrap() >= 1, "{found}");
         let pids: Vec<u64> =

@@ -49,7 +49,10 @@ pub use payload::{
 };
 pub use severity::Severity;
 pub use summary::one_line;
-pub use trace::{Enrichment, Trace, TracerRecord};
+pub use trace::{
+    Causality, Enrichment, EventFinding, ExhaustionTrigger, Fields, Found, IpFinding, Trace,
+    TracerRecord,
+};
 
 /// Free-form structured values carried in findings, audit rows and enrichment blocks.
 pub type Value = serde_json::Value;

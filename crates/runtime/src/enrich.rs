@@ -77,7 +77,7 @@ mod tests {
             let Payload::Log(log) = &event.payload else { return };
             let words = log.message.split_whitespace().count();
             event.enrichment.fields.insert("words".into(), words.into());
-            event.enrichment.record("words", words.into());
+            event.enrichment.record("words", serde_json::Value::from(words));
             if words > 3 {
                 extra.push(Event::new("h", "words", Payload::Log(LogEvent::new("words", "long"))));
             }

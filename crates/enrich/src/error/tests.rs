@@ -183,8 +183,9 @@ fn enriches_error_lines_and_skips_security_events() {
     assert_eq!(event.enrichment.fields["error_category"], "disk_full");
     let trace = event.enrichment.trace.as_ref().unwrap();
     assert_eq!(trace.tracers[0].tracer, "error");
-    assert_eq!(trace.tracers[0].found["error_code"], "28");
-    assert_eq!(trace.tracers[0].found["occurrences"], 1);
+    let found = trace.tracers[0].found.to_value();
+    assert_eq!(found["error_code"], "28");
+    assert_eq!(found["occurrences"], 1);
 
     let mut ssh = LogEvent::new("sshd", "Failed password for root from 203.0.113.9 port 22 ssh2");
     ssh.action = Some("failed_password".into());

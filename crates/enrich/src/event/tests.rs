@@ -2,8 +2,9 @@
 //! causality chain, and bounded aggregates.
 
 use chrono::{DateTime, Duration, Utc};
+use serde_json::Value;
 use vigil_core::Enricher;
-use vigil_event::{Event, LogEvent, Payload};
+use vigil_event::{Event, Found, LogEvent, Payload};
 
 use super::*;
 
@@ -13,6 +14,11 @@ fn log(source: &str, action: Option<&str>, ip: Option<&str>, message: &str) -> L
         ip: ip.map(|it| it.parse().unwrap()),
         ..LogEvent::new(source, message)
     }
+}
+
+/// What `tracer` records for `log` at `at`, as the event's JSON holds it.
+fn trace(tracer: &EventTracer, log: &LogEvent, at: DateTime<Utc>) -> Value {
+    Found::Event(tracer.trace(log, at)).to_value()
 }
 
 fn t0() -> DateTime<Utc> {
@@ -45,7 +51,7 @@ fn failed_logins_lead_to_the_ban_chain() {
     let tracer = EventTracerConfig::default().build_always();
     for n in 0..5 {
         let it = log("sshd", Some("failed_password"), Some("203.0.113.9"), "Failed password");
-        let found = tracer.trace(&it, t0() + Duration::seconds(n * 10));
+        let found = trace(&tracer, &it, t0() + Duration::seconds(n * 10));
         if n >= 1 {
             assert_eq!(found["causality"]["chain"], "authentication_failure");
             assert_eq!(found["causality"]["cause"], "wrong password");
@@ -53,19 +59,19 @@ fn failed_logins_lead_to_the_ban_chain() {
         }
     }
     let invalid = log("sshd", Some("invalid_user"), Some("203.0.113.9"), "Invalid user x");
-    let found = tracer.trace(&invalid, t0() + Duration::seconds(55));
+    let found = trace(&tracer, &invalid, t0() + Duration::seconds(55));
     assert_eq!(found["causality"]["cause"], "unknown user name");
     let ban = log("fail2ban", Some("ban"), Some("203.0.113.9"), "[sshd] Ban 203.0.113.9");
-    let found = tracer.trace(&ban, t0() + Duration::seconds(60));
+    let found = trace(&tracer, &ban, t0() + Duration::seconds(60));
     assert_eq!(found["service"], "fail2ban");
     assert_eq!(found["causality"]["chain"], "failed_logins_to_ban");
     assert_eq!(found["causality"]["failures"], 6);
     assert_eq!(found["causality"]["first_failure"], "2026-11-23T10:00:00Z");
     // A ban long after the failures has no recorded cause.
     let other = log("sshd", Some("failed_password"), Some("198.51.100.7"), "Failed password");
-    tracer.trace(&other, t0());
+    trace(&tracer, &other, t0());
     let late = log("fail2ban", Some("ban"), Some("198.51.100.7"), "[sshd] Ban 198.51.100.7");
-    let found = tracer.trace(&late, t0() + Duration::hours(2));
+    let found = trace(&tracer, &late, t0() + Duration::hours(2));
     assert_eq!(found["causality"]["failures"], 0);
 }
 
@@ -78,7 +84,7 @@ fn connection_failures_find_their_trigger() {
         None,
         "Out of memory: Killed process 4242 (gunicorn) total-vm:2048000kB, anon-rss:1024000kB",
     );
-    let found = tracer.trace(&oom, t0());
+    let found = trace(&tracer, &oom, t0());
     assert_eq!(found["causality"]["chain"], "resource_exhaustion");
     assert_eq!(found["causality"]["kind"], "memory");
     assert_eq!(found["causality"]["victim"], "gunicorn");
@@ -88,17 +94,17 @@ fn connection_failures_find_their_trigger() {
         None,
         "connect() failed (111: Connection refused) while connecting to upstream",
     );
-    let found = tracer.trace(&refused, t0() + Duration::seconds(30));
+    let found = trace(&tracer, &refused, t0() + Duration::seconds(30));
     assert_eq!(found["causality"]["chain"], "connection_failure");
     assert_eq!(found["causality"]["failure"], "refused");
     assert_eq!(found["causality"]["trigger"]["kind"], "memory");
     assert_eq!(found["causality"]["trigger"]["victim"], "gunicorn");
     let later = log("nginx_error", None, None, "upstream timed out (110: Connection timed out)");
-    let found = tracer.trace(&later, t0() + Duration::hours(1));
+    let found = trace(&tracer, &later, t0() + Duration::hours(1));
     assert_eq!(found["causality"]["failure"], "timeout");
     assert!(found["causality"]["trigger"].is_null(), "the exhaustion is too old");
     let disk = log("nginx_error", None, None, "write() failed (28: No space left on device)");
-    assert_eq!(tracer.trace(&disk, t0())["causality"]["kind"], "disk");
+    assert_eq!(trace(&tracer, &disk, t0())["causality"]["kind"], "disk");
 }
 
 #[test]
@@ -112,7 +118,7 @@ fn aggregates_are_counted_and_bounded() {
         assert!(tracer.wants(&event));
         tracer.enrich(&mut event, &mut Vec::new());
         assert_eq!(event.enrichment.trace.as_ref().unwrap().tracers[0].tracer, "event");
-        let found = &event.enrichment.trace.as_ref().unwrap().tracers[0].found;
+        let found = event.enrichment.trace.as_ref().unwrap().tracers[0].found.to_value();
         assert_eq!(found["severity_score"], 40);
         assert_eq!(found["related"], "fail2ban,firewall,pam");
     }

@@ -1,18 +1,20 @@
 //! The event tracer's rules and bounded state.
 
 use std::{
+    borrow::Cow,
     collections::{BTreeMap, HashMap},
     net::IpAddr,
-    sync::Mutex,
+    sync::{LazyLock, Mutex},
     time::Duration,
 };
 
 use chrono::{DateTime, TimeZone, Utc};
+use regex::{Regex, RegexBuilder};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use vigil_core::Enricher;
-use vigil_event::{Event, LogEvent, Payload};
+use vigil_event::{Causality, Event, EventFinding, ExhaustionTrigger, Found, LogEvent, Payload};
 
 use crate::bounded::BoundedMap;
 
@@ -106,6 +108,37 @@ fn related(service: &str) -> (&'static [&'static str], &'static str) {
         "sudo" | "su" => (&["pam", "sshd"], "pam,sshd"),
         "CRON" | "cron" => (&["pam"], "pam"),
         _ => (&[], ""),
+    }
+}
+
+/// The services the tracer knows by name, so their names are recorded without allocating.
+const KNOWN_SERVICES: &[&str] = &[
+    "sshd",
+    "fail2ban",
+    "firewall",
+    "ufw",
+    "nginx",
+    "django",
+    "gunicorn",
+    "uwsgi",
+    "php-fpm",
+    "postgresql",
+    "mysql",
+    "redis",
+    "kernel",
+    "systemd",
+    "sudo",
+    "su",
+    "pam",
+    "CRON",
+    "cron",
+];
+
+/// `service` as a name the trace can hold: borrowed when it is a known name, else copied.
+fn static_name(service: &str) -> Cow<'static, str> {
+    match KNOWN_SERVICES.iter().find(|it| **it == service) {
+        Some(known) => Cow::Borrowed(known),
+        None => Cow::Owned(service.to_owned()),
     }
 }
 
@@ -276,6 +309,25 @@ fn contains_ignore_case(haystack: &str, needle: &str) -> bool {
     haystack.as_bytes().windows(needle.len()).any(|it| it.eq_ignore_ascii_case(needle))
 }
 
+/// Every phrase [`exhaustion_of`] and [`is_connection_failure`] look for, found in one
+/// case-insensitive pass. Most messages hold none of them, and then neither has to scan the
+/// message once per phrase. The pattern is a constant; should it ever fail to build, every
+/// message is scanned as before.
+static FAILURE_PHRASES: LazyLock<Option<Regex>> = LazyLock::new(|| {
+    RegexBuilder::new(
+        "out of memory|oom-kill|memoryerror|no space left on device|disk full|connection refused|timed out|timeout",
+    )
+    .case_insensitive(true)
+    .build()
+    .ok()
+});
+
+/// Whether `message` may name an exhaustion or a connection failure (a superset: the precise
+/// tests decide).
+fn may_name_a_failure(message: &str) -> bool {
+    FAILURE_PHRASES.as_ref().is_none_or(|it| it.is_match(message))
+}
+
 /// Memory or disk exhaustion named by a message: the kind and the victim process, if any.
 fn exhaustion_of(message: &str) -> Option<(&'static str, Option<String>)> {
     let has = |needle: &str| contains_ignore_case(message, needle);
@@ -314,12 +366,12 @@ pub const EVENT_TRACER: &str = "event";
 
 impl EventTracer {
     /// Traces one log event at `at`; returns what the trace records.
-    pub fn trace(&self, log: &LogEvent, at: DateTime<Utc>) -> Value {
+    pub fn trace(&self, log: &LogEvent, at: DateTime<Utc>) -> EventFinding {
         let service = service_name(log);
         let action = log.action.as_deref();
         let score = severity_score(log.level.as_deref(), action);
         let now = at.timestamp();
-        let mut chain = Value::Null;
+        let mut causality = None;
         let mut state = self.state.lock().unwrap_or_else(|it| it.into_inner());
         let max_keys = self.max_keys;
         let agg = &mut state.aggregates;
@@ -365,25 +417,26 @@ impl EventTracer {
                     _ => "authentication failure",
                 };
                 if entry.count >= 2 || action != "failed_password" {
-                    chain = json!({
-                        "chain": "authentication_failure",
-                        "cause": cause,
-                        "failures_in_window": entry.count,
+                    causality = Some(Causality::AuthenticationFailure {
+                        cause: Cow::Borrowed(cause),
+                        failures_in_window: entry.count,
                     });
                 }
             }
             (Some("ban" | "restore_ban"), Some(ip)) => {
                 let before = state.failures.remove(&ip).filter(|it| now - it.last <= window);
-                chain = json!({
-                    "chain": "failed_logins_to_ban",
-                    "failures": before.as_ref().map_or(0, |it| it.count),
-                    "first_failure": before.as_ref().and_then(|it| time(it.first)),
-                    "last_failure": before.as_ref().and_then(|it| time(it.last)),
+                causality = Some(Causality::FailedLoginsToBan {
+                    failures: before.as_ref().map_or(0, |it| it.count),
+                    first_failure: before.as_ref().and_then(|it| time(it.first)),
+                    last_failure: before.as_ref().and_then(|it| time(it.last)),
                 });
             }
-            (None | Some("server_error"), _) => {
+            (None | Some("server_error"), _) if may_name_a_failure(&log.message) => {
                 if let Some((kind, victim)) = exhaustion_of(&log.message) {
-                    chain = json!({"chain": "resource_exhaustion", "kind": kind, "victim": victim});
+                    causality = Some(Causality::ResourceExhaustion {
+                        kind: Cow::Borrowed(kind),
+                        victim: victim.clone(),
+                    });
                     state.exhaustion =
                         Some(Exhaustion { kind, service: service.to_owned(), victim, at: now });
                 } else if let Some(failure) = is_connection_failure(&log.message) {
@@ -392,32 +445,28 @@ impl EventTracer {
                         .as_ref()
                         .filter(|it| now >= it.at && now - it.at <= window)
                         .map(|it| {
-                            json!({
-                                "kind": it.kind,
-                                "service": it.service,
-                                "victim": it.victim,
-                                "at": time(it.at),
+                            Box::new(ExhaustionTrigger {
+                                kind: Cow::Borrowed(it.kind),
+                                service: it.service.clone(),
+                                victim: it.victim.clone(),
+                                at: time(it.at),
                             })
                         });
-                    chain = json!({
-                        "chain": "connection_failure",
-                        "failure": failure,
-                        "trigger": trigger,
+                    causality = Some(Causality::ConnectionFailure {
+                        failure: Cow::Borrowed(failure),
+                        trigger,
                     });
                 }
             }
             _ => {}
         }
         drop(state);
-        let mut found = json!({
-            "service": service,
-            "related": related_text(service),
-            "severity_score": score,
-        });
-        if !chain.is_null() {
-            found["causality"] = chain;
+        EventFinding {
+            service: static_name(service),
+            related: Cow::Borrowed(related_text(service)),
+            severity_score: score,
+            causality,
         }
-        found
     }
 
     /// The aggregates so far.
@@ -463,6 +512,32 @@ impl Enricher for EventTracer {
         let Payload::Log(log) = &event.payload else { return };
         let at = log.timestamp.unwrap_or(event.timestamp);
         let found = self.trace(log, at);
-        crate::record(&mut event.enrichment, EVENT_TRACER, found);
+        crate::record(&mut event.enrichment, EVENT_TRACER, Found::Event(found));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_phrase_prefilter_lets_every_phrase_through_in_any_case() {
+        for phrase in [
+            "out of memory",
+            "oom-kill",
+            "memoryerror",
+            "no space left on device",
+            "disk full",
+            "connection refused",
+            "timed out",
+            "timeout",
+        ] {
+            let message = format!("x {} y", phrase.to_ascii_uppercase());
+            assert!(may_name_a_failure(&message), "{message}");
+            assert!(exhaustion_of(&message).is_some() || is_connection_failure(&message).is_some());
+        }
+        let plain = "pam_unix(cron:session): session opened for user root(uid=0) by (uid=0)";
+        assert!(!may_name_a_failure(plain));
+        assert!(exhaustion_of(plain).is_none() && is_connection_failure(plain).is_none());
     }
 }

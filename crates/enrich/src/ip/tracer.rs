@@ -19,6 +19,7 @@
 //! alone; a legitimate user who mistypes a password now and then, and logs in, stays low.
 
 use std::{
+    borrow::Cow,
     collections::BTreeMap,
     net::IpAddr,
     sync::{Arc, Mutex},
@@ -28,7 +29,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use serde::Serialize;
 use serde_json::json;
 use vigil_core::Enricher;
-use vigil_event::{Ban, Event, Evidence, Payload, Severity};
+use vigil_event::{Ban, Event, Evidence, Found, IpFinding, Payload, Severity};
 
 use super::{
     IpTracerConfig,
@@ -621,12 +622,13 @@ impl Enricher for IpTracer {
         let at = log.timestamp.unwrap_or(event.timestamp);
         let seen = self.observe(ip, log.action.as_deref(), at, log.dport);
         let fields = &mut event.enrichment.fields;
-        fields.insert("threat_score".into(), seen.score.into());
-        let mut found = json!({"class": seen.class.as_str(), "score": seen.score});
-        if seen.blocklisted {
-            found["blocklisted"] = true.into();
-        }
-        crate::record(&mut event.enrichment, IP_TRACER, found);
+        fields.insert(Cow::Borrowed("threat_score"), seen.score.into());
+        let found = IpFinding {
+            class: Cow::Borrowed(seen.class.as_str()),
+            score: seen.score,
+            blocklisted: seen.blocklisted,
+        };
+        crate::record(&mut event.enrichment, IP_TRACER, Found::Ip(found));
         if seen.newly_blocklisted
             && self.config.request_bans
             && let Some(report) = self.report(ip)

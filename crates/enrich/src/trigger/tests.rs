@@ -50,14 +50,15 @@ fn outcomes(event: &Event) -> Vec<(String, String)> {
         .iter()
         .filter(|it| it.tracer == "trigger")
         .map(|it| {
-            let outcome = if it.found.get("result").is_some() {
+            let found = it.found.to_value();
+            let outcome = if found.get("result").is_some() {
                 "result".to_owned()
-            } else if let Some(error) = it.found.get("error") {
+            } else if let Some(error) = found.get("error") {
                 format!("error: {error}")
             } else {
-                it.found["skipped"].as_str().unwrap_or("?").to_owned()
+                found["skipped"].as_str().unwrap_or("?").to_owned()
             };
-            (it.found["trigger"].as_str().unwrap().to_owned(), outcome)
+            (found["trigger"].as_str().unwrap().to_owned(), outcome)
         })
         .collect()
 }
@@ -82,13 +83,14 @@ fn hashes_the_executable_of_a_matching_process() {
     let mut event = process(4242, "xmrig", false);
     engine.enrich(&mut event, &mut Vec::new());
     let record = &event.enrichment.trace.as_ref().unwrap().tracers[0];
-    assert_eq!(record.found["analysis"], "hash_executable");
-    assert_eq!(record.found["priority"], "high");
+    let found = record.found.to_value();
+    assert_eq!(found["analysis"], "hash_executable");
+    assert_eq!(found["priority"], "high");
     assert_eq!(
-        record.found["result"]["sha256"],
+        found["result"]["sha256"],
         "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
     );
-    assert_eq!(record.found["result"]["size"], 3);
+    assert_eq!(found["result"]["size"], 3);
     // Another name does not match; a vanished process is an error in the trace, not a panic.
     let mut other = process(4242, "nginx", false);
     engine.enrich(&mut other, &mut Vec::new());
@@ -109,7 +111,7 @@ fn snapshots_the_tree_of_a_process_whose_executable_is_missing() {
     let engine = engine(&[("deleted", config)], ProcRoot::live(), GlobalLimits::default());
     let mut event = process(std::process::id(), "vigil", true);
     engine.enrich(&mut event, &mut Vec::new());
-    let found = &event.enrichment.trace.as_ref().unwrap().tracers[0].found;
+    let found = event.enrichment.trace.as_ref().unwrap().tracers[0].found.to_value();
     assert_eq!(found["result"]["process"]["pid"], std::process::id());
     assert!(!found["result"]["ancestors"].as_array().unwrap().is_empty(), "{found}");
     let mut present = process(1, "init", false);
