@@ -35,6 +35,7 @@
 
 mod capabilities;
 mod detector;
+pub mod duration;
 mod enricher;
 mod error;
 mod filter;

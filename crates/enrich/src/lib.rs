@@ -21,7 +21,6 @@
 
 mod bounded;
 mod config;
-mod duration;
 pub mod error;
 pub mod event;
 pub mod ip;

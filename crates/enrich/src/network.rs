@@ -27,7 +27,7 @@ pub struct NetworkTracerConfig {
     /// Run the tracer (it reads every socket of the host, at most once per `refresh`).
     pub enabled: bool,
     /// How old the socket snapshot may get before it is read again.
-    #[serde(with = "crate::duration")]
+    #[serde(with = "vigil_core::duration")]
     #[schemars(with = "String")]
     pub refresh: Duration,
     /// Most connections listed in one event's trace.

@@ -24,7 +24,7 @@ pub struct ProcessTracerConfig {
     /// Run the tracer (it reads every process, at most once per `refresh`).
     pub enabled: bool,
     /// How old the process snapshot may get before it is read again.
-    #[serde(with = "crate::duration")]
+    #[serde(with = "vigil_core::duration")]
     #[schemars(with = "String")]
     pub refresh: Duration,
     /// Most pids listed in one event's trace.

@@ -40,7 +40,6 @@
 #![deny(missing_docs)]
 
 mod csv;
-mod duration;
 mod error;
 mod exec;
 mod json_lines;

@@ -37,7 +37,6 @@
 // Without a destination only the shared pipeline is built; its helpers then have no user.
 #![cfg_attr(not(any(feature = "sqlite", feature = "json-files")), allow(dead_code))]
 
-mod duration;
 mod error;
 #[cfg(feature = "json-files")]
 pub mod json_files;

@@ -17,7 +17,7 @@ pub struct IpSweepConfig {
     /// Distinct addresses of one subnet within `window` that make a sweep.
     pub min_addresses: u32,
     /// The sliding window; also the quiet time after a finding for the same subnet.
-    #[serde(with = "crate::duration_text")]
+    #[serde(with = "vigil_core::duration")]
     #[schemars(with = "String")]
     pub window: Duration,
     /// Prefix length of an IPv4 subnet.

@@ -44,11 +44,11 @@ pub struct JailConfig {
     /// Failures of one address within `findtime` that ask for a ban (at least 1).
     pub maxretry: u32,
     /// The sliding window failures are counted in.
-    #[serde(with = "crate::duration_text")]
+    #[serde(with = "vigil_core::duration")]
     #[schemars(with = "String")]
     pub findtime: Duration,
     /// How long a first ban lasts.
-    #[serde(with = "crate::duration_text")]
+    #[serde(with = "vigil_core::duration")]
     #[schemars(with = "String")]
     pub bantime: Duration,
     /// Longer bans for addresses banned before (fail2ban's `bantime.increment`).
@@ -71,7 +71,7 @@ pub struct BantimeIncrement {
     /// Multiplier of the doubling (`bantime.factor`).
     pub factor: f64,
     /// Longest ban (`bantime.maxtime`).
-    #[serde(with = "crate::duration_text")]
+    #[serde(with = "vigil_core::duration")]
     #[schemars(with = "String")]
     pub maxtime: Duration,
     /// Most addresses whose earlier bans are remembered; beyond it the ones banned longest ago

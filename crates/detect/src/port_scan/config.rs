@@ -17,7 +17,7 @@ pub struct PortScanConfig {
     /// Distinct destination ports of one source within `window` that make a scan.
     pub min_ports: u32,
     /// The sliding window; also the quiet time after a finding for the same source.
-    #[serde(with = "crate::duration_text")]
+    #[serde(with = "vigil_core::duration")]
     #[schemars(with = "String")]
     pub window: Duration,
     /// Most source addresses tracked at once; the stalest beyond it are forgotten and counted.

@@ -18,7 +18,7 @@ pub struct RecurringErrorsConfig {
     /// Occurrences of one signature within `window` that make it recurring.
     pub min_count: u32,
     /// The sliding window; also the quiet time after a finding for the same signature.
-    #[serde(with = "crate::duration_text")]
+    #[serde(with = "vigil_core::duration")]
     #[schemars(with = "String")]
     pub window: Duration,
     /// Most signatures tracked at once; the stalest beyond it are forgotten and counted.

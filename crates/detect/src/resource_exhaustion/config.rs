@@ -25,7 +25,7 @@ pub struct ResourceExhaustionConfig {
     /// Open file descriptors of one process.
     pub process_fds: u32,
     /// How long a resource must stay above its threshold.
-    #[serde(with = "crate::duration_text")]
+    #[serde(with = "vigil_core::duration")]
     #[schemars(with = "String")]
     pub duration: Duration,
     /// Most resources (filesystems, processes) tracked at once.

@@ -28,7 +28,7 @@ pub struct SshdConfig {
     pub max_tries: u32,
     /// The sliding window failed logins are counted in; also the quiet time after a finding
     /// for the same address.
-    #[serde(with = "crate::duration_text")]
+    #[serde(with = "vigil_core::duration")]
     #[schemars(with = "String")]
     pub window: Duration,
     /// Days of daily statistics kept.

@@ -26,7 +26,7 @@ pub struct EventTracerConfig {
     pub enabled: bool,
     /// How far back a cause is looked for (failures before a ban, an exhaustion before a
     /// refused connection).
-    #[serde(with = "crate::duration")]
+    #[serde(with = "vigil_core::duration")]
     #[schemars(with = "String")]
     pub chain_window: Duration,
     /// Most addresses whose recent failures are remembered for chains.

@@ -35,11 +35,11 @@ pub struct IpTracerConfig {
     /// Most /24 (IPv4) and /64 (IPv6) subnets tracked for patterns and sweeps.
     pub max_subnets: usize,
     /// An address not seen for this long (in event time) may be forgotten first.
-    #[serde(with = "crate::duration")]
+    #[serde(with = "vigil_core::duration")]
     #[schemars(with = "String")]
     pub ttl: Duration,
     /// Window in which repeated failures count as a burst (like fail2ban's `findtime`).
-    #[serde(with = "crate::duration")]
+    #[serde(with = "vigil_core::duration")]
     #[schemars(with = "String")]
     pub burst_window: Duration,
     /// Distinct hostile addresses of one /24 or /64 that make a sweep.

@@ -42,7 +42,7 @@ pub struct ExecConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<Template>,
     /// Longest a run may take; then the program is killed and the run counted as failed.
-    #[serde(with = "crate::duration")]
+    #[serde(with = "vigil_core::duration")]
     #[schemars(with = "String")]
     pub timeout: Duration,
     /// Runs at once, at most; further events wait for a slot.

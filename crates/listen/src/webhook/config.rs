@@ -61,17 +61,17 @@ pub struct WebhookConfig {
     /// Extra request headers (`Authorization = "Bearer …"`); values are never logged.
     pub headers: BTreeMap<String, String>,
     /// Longest time one request may take, connection included.
-    #[serde(with = "crate::duration")]
+    #[serde(with = "vigil_core::duration")]
     #[schemars(with = "String")]
     pub timeout: Duration,
     /// Attempts per event before it is given up (counted and reported as an error); at least 1.
     pub max_attempts: u32,
     /// Wait before the first retry; each further retry waits twice as long.
-    #[serde(with = "crate::duration")]
+    #[serde(with = "vigil_core::duration")]
     #[schemars(with = "String")]
     pub initial_backoff: Duration,
     /// Longest wait between two attempts.
-    #[serde(with = "crate::duration")]
+    #[serde(with = "vigil_core::duration")]
     #[schemars(with = "String")]
     pub max_backoff: Duration,
     /// Events waiting for delivery, at most; when full, new events are dropped, counted and

@@ -59,7 +59,7 @@ pub struct JsonFilesConfig {
     /// Most events in one file.
     pub batch_size: usize,
     /// Longest time an event waits before its file is written.
-    #[serde(with = "crate::duration")]
+    #[serde(with = "vigil_core::duration")]
     #[schemars(with = "String")]
     pub flush_interval: Duration,
     /// Most events kept in memory while files cannot be written; beyond it the agent waits.

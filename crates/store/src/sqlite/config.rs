@@ -63,28 +63,28 @@ pub struct SqliteConfig {
     /// Events written in one transaction.
     pub batch_size: usize,
     /// Longest time an event waits before it is written.
-    #[serde(with = "crate::duration")]
+    #[serde(with = "vigil_core::duration")]
     #[schemars(with = "String")]
     pub flush_interval: Duration,
     /// Most events kept in memory while the database cannot be written (locked, disk full);
     /// beyond it the agent waits for the database and sources are held back.
     pub max_buffered_events: usize,
     /// How long a write waits for another process's lock before it is retried later.
-    #[serde(with = "crate::duration")]
+    #[serde(with = "vigil_core::duration")]
     #[schemars(with = "String")]
     pub busy_timeout: Duration,
     /// When commits reach the disk: `full` (survives a power cut) or `normal` (survives a crash
     /// of the agent; faster).
     pub synchronous: Synchronous,
     /// Rows older than this are removed, a few thousand at a time; `0s` keeps everything.
-    #[serde(with = "crate::duration")]
+    #[serde(with = "vigil_core::duration")]
     #[schemars(with = "String")]
     pub retention_age: Duration,
     /// The oldest events are removed while the database uses more than this many bytes; `0`
     /// sets no limit.
     pub retention_max_bytes: u64,
     /// How often retention is checked.
-    #[serde(with = "crate::duration")]
+    #[serde(with = "vigil_core::duration")]
     #[schemars(with = "String")]
     pub prune_interval: Duration,
 }
