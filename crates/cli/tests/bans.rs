@@ -2,6 +2,10 @@
 //! and against a running, enforcing agent whose nftables table lives in a network namespace the
 //! test creates (root only; skipped loudly otherwise).
 
+mod common;
+
+use common::text;
+
 use std::{
     io::{BufRead, BufReader},
     path::Path,
@@ -26,10 +30,6 @@ fn vigil(config: &Path, args: &[&str]) -> Command {
 #[allow(clippy::disallowed_methods)] // The test drives the real firewall tools.
 fn tool(argv: &[&str]) -> Output {
     Command::new(argv[0]).args(&argv[1..]).output().expect("run a tool")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 /// A config file with the state under `dir` and `extra` appended.

@@ -1,25 +1,16 @@
 //! The `vigil` binary as a user runs it: help, exit codes, configuration checking with positions
 //! and hints, environment overrides, and `vigil run --print` stopped by a real SIGTERM.
 
+mod common;
+
+use common::{text, vigil};
+
 use std::{
     io::{BufRead, BufReader, Write},
     path::Path,
     process::{Command, Output, Stdio},
     time::{Duration, Instant},
 };
-
-#[allow(clippy::disallowed_methods)] // Running the binary under test is the point here.
-fn vigil(args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigil"));
-    cmd.args(args);
-    // A developer's own settings must not leak into the tests.
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("VIGIL_") {
-            cmd.env_remove(key);
-        }
-    }
-    cmd
-}
 
 fn run(cmd: &mut Command) -> Output {
     cmd.output().expect("vigil runs")
@@ -30,10 +21,6 @@ fn run_with_stdin(cmd: &mut Command, stdin: &str) -> Output {
         cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
     child.wait_with_output().unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 #[test]

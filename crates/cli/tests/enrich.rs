@@ -1,32 +1,16 @@
 //! `vigil ip`, `vigil ips` and `vigil errors` as a user runs them, on log files written here
 //! in the documented formats: JSON keys, scores, exports and exit codes.
 
-use std::{
-    fmt::Write as _,
-    path::Path,
-    process::{Command, Output},
-};
+mod common;
+
+use common::{text, vigil};
+
+use std::{fmt::Write as _, path::Path, process::Output};
 
 use serde_json::Value;
 
-#[allow(clippy::disallowed_methods)] // Running the binary under test is the point here.
-fn vigil(args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigil"));
-    cmd.args(args);
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("VIGIL_") {
-            cmd.env_remove(key);
-        }
-    }
-    cmd
-}
-
 fn run(args: &[&str]) -> Output {
     vigil(args).output().expect("vigil runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 /// An auth.log with one fast brute force (198.51.100.7), a sweep of 203.0.113.0/24 and a

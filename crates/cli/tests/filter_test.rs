@@ -5,6 +5,10 @@
 //! `docs/fail2ban-compat.md`; this test fails when that page is stale — regenerate it with
 //! `VIGIL_BLESS=1 cargo test -p vigil-cli --test filter_test`.
 
+mod common;
+
+use common::text;
+
 use std::{
     path::{Path, PathBuf},
     process::{Command, Output},
@@ -33,10 +37,6 @@ fn command(program: &str) -> Command {
 
 fn vigil(args: &[&str]) -> Output {
     command(env!("CARGO_BIN_EXE_vigil")).args(args).output().expect("vigil runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 fn pct(ok: &Value, n: &Value) -> Option<f64> {

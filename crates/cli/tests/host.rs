@@ -2,24 +2,16 @@
 //! on the live host, checked against independent sources: /proc read directly, `nproc`, a
 //! listener and a child process the test itself creates.
 
+mod common;
+
+use common::vigil;
+
 use std::{
     collections::BTreeSet,
     process::{Command, Output},
 };
 
 use serde_json::Value;
-
-#[allow(clippy::disallowed_methods)] // Running the binary under test is the point here.
-fn vigil(args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigil"));
-    cmd.args(args);
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("VIGIL_") {
-            cmd.env_remove(key);
-        }
-    }
-    cmd
-}
 
 #[allow(clippy::disallowed_methods)] // Independent tools to compare with.
 fn program(name: &str) -> Command {

@@ -3,25 +3,17 @@
 //! (after a retried `500`) and rows of `findings.csv`; a template syntax error in the
 //! configuration is a configuration error (exit status 2) at the key's file, line and column.
 
+mod common;
+
+use common::vigil;
+
 use std::{
     io::{Read, Write},
     path::Path,
-    process::{Command, Output, Stdio},
+    process::{Output, Stdio},
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
-
-#[allow(clippy::disallowed_methods)] // Running the binary under test is the point here.
-fn vigil(args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigil"));
-    cmd.args(args);
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("VIGIL_") {
-            cmd.env_remove(key);
-        }
-    }
-    cmd
-}
 
 /// A real HTTP server on 127.0.0.1: answers `500` to the first request and `200` to the rest,
 /// keeping every body.

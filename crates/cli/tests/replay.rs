@@ -4,6 +4,10 @@
 //! mode through the built-in set and through fail2ban's unchanged `sshd.conf`, exit codes, and
 //! the report read from an agent's saved state.
 
+mod common;
+
+use common::text;
+
 use std::{
     collections::BTreeMap,
     net::IpAddr,
@@ -30,10 +34,6 @@ fn command(program: &str) -> Command {
 
 fn vigil(args: &[&str]) -> Output {
     command(env!("CARGO_BIN_EXE_vigil")).args(args).output().expect("vigil runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 /// Generates `lines` lines with `seed` into `dir`; returns the log and the summary.

@@ -2,6 +2,10 @@
 //! killed with SIGKILL at random moments and restarted (every line stored exactly once),
 //! `vigil query` reading meanwhile and refusing writes, and `vigil db info` / `vigil db prune`.
 
+mod common;
+
+use common::{text, vigil};
+
 use std::{
     collections::HashSet,
     io::Write,
@@ -14,24 +18,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-#[allow(clippy::disallowed_methods)] // Running the binary under test is the point here.
-fn vigil(args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigil"));
-    cmd.args(args);
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("VIGIL_") {
-            cmd.env_remove(key);
-        }
-    }
-    cmd
-}
-
 fn output(cmd: &mut Command) -> Output {
     cmd.output().expect("vigil runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 /// A small deterministic generator: random moments without a dependency.
