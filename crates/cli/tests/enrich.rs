@@ -260,3 +260,31 @@ fn run_refuses_an_invalid_trigger_or_tracer() {
     let out = run(&["config", "check", config.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out.stderr));
 }
+
+#[test]
+fn ip_reads_the_store_when_no_log_is_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = auth_log(dir.path());
+    let db = dir.path().join("vigil.db");
+    let db = db.to_str().unwrap();
+    let out = run(&["replay", &log, "--tz", "UTC", "--store", "--db", db]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let from_log: Value =
+        serde_json::from_slice(&run(&["ip", "198.51.100.7", "--log", &log, "--json"]).stdout)
+            .unwrap();
+    let out = run(&["ip", "198.51.100.7", "--db", db, "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let from_store: Value = serde_json::from_slice(&out.stdout).unwrap();
+    for key in ["failed_logins", "invalid_users", "accepted_logins"] {
+        assert_eq!(from_store["activity"][key], from_log["activity"][key], "{key}");
+    }
+    assert_eq!(from_store["activity"]["failed_logins"], 30);
+    // The replay's dry-run ban decisions are in the store too.
+    assert!(from_store["activity"]["bans"].as_u64().unwrap() >= 1, "{from_store}");
+    assert_eq!(from_store["blocklisted"], true);
+    // A database that does not exist reads as an address never seen.
+    let out = run(&["ip", "198.51.100.7", "--db", "/nonexistent/vigil.db", "--json"]);
+    assert!(out.status.success());
+    let none: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(none["activity"]["failed_logins"], 0);
+}

@@ -16,6 +16,7 @@ use vigil_enrich::{
     ip::{IpReport, IpTracer, IpTracerConfig},
     network::{Sockets, connection_json},
 };
+use vigil_store::sqlite::SqlValue;
 
 use super::logs;
 
@@ -34,6 +35,10 @@ pub struct IpArgs {
     /// connections.
     #[arg(long)]
     json: bool,
+    /// The store read without --log (default: `stores.sqlite.path` of the configuration, else
+    /// `vigil.db` in the state directory).
+    #[arg(long, value_name = "PATH", conflicts_with = "logs")]
+    db: Option<PathBuf>,
 }
 
 /// Arguments of `vigil ips`.
@@ -94,12 +99,56 @@ fn feed(tracer: &IpTracer, events: Option<&EventTracer>, paths: &[PathBuf]) -> b
     ok
 }
 
-/// The activity of `ip` recorded in the local store, when there is one.
-///
-/// The store (vigil-store, issue "Storage") is not part of this build yet: this is the one
-/// place that reads it, and until then there is nothing to read.
-fn from_store(_tracer: &IpTracer, _ip: IpAddr) -> Option<IpReport> {
-    None
+/// The activity of `ip` recorded in the local store (`db`), when there is one: its stored log
+/// events and the ban manager's `banned` decisions, replayed into `tracer` in the order they
+/// were stored. `None` when the database does not exist or cannot be read (the report is then
+/// empty, as for an address never seen).
+fn from_store(tracer: &IpTracer, ip: IpAddr, db: &Path) -> Option<IpReport> {
+    if !db.exists() {
+        return None;
+    }
+    let store = match vigil_store::sqlite::ReadOnlyDb::open(db) {
+        Ok(it) => it,
+        Err(err) => {
+            eprintln!("warning: cannot read the store {}: {err}", db.display());
+            return None;
+        }
+    };
+    let now = chrono::Utc::now();
+    let time = |value: &SqlValue| match value {
+        SqlValue::Text(text) => chrono::DateTime::parse_from_rfc3339(text)
+            .map_or(now, |it| it.with_timezone(&chrono::Utc)),
+        _ => now,
+    };
+    // `ip` is a parsed address: its text holds no quote, so it can stand in the statement.
+    let logs = format!(
+        "SELECT action, coalesce(log_time, time), dport FROM events \
+         WHERE kind = 'log' AND ip = '{ip}' ORDER BY seq"
+    );
+    let bans = format!("SELECT at FROM bans WHERE stage = 'banned' AND ip = '{ip}' ORDER BY seq");
+    let read = store
+        .query(&logs, |_, row| {
+            let action = match &row[0] {
+                SqlValue::Text(it) => Some(it.as_str()),
+                _ => None,
+            };
+            let dport = match row[2] {
+                SqlValue::Integer(it) => u16::try_from(it).ok(),
+                _ => None,
+            };
+            tracer.observe(ip, action, time(&row[1]), dport);
+            Ok(())
+        })
+        .and_then(|_| {
+            store.query(&bans, |_, row| {
+                tracer.observe(ip, Some("ban"), time(&row[0]), None);
+                Ok(())
+            })
+        });
+    if let Err(err) = read {
+        eprintln!("warning: cannot read the store {}: {err}", db.display());
+    }
+    tracer.report(ip)
 }
 
 /// Runs `vigil ip`.
@@ -113,8 +162,15 @@ pub fn run_ip(args: &IpArgs, config: Option<&Path>) -> anyhow::Result<ExitCode> 
         Err(code) => return Ok(code),
     };
     let ok = feed(&tracer, None, &args.logs);
-    let report = if args.logs.is_empty() { from_store(&tracer, ip) } else { tracer.report(ip) }
-        .unwrap_or_else(|| tracer.empty_report(ip));
+    let report = if args.logs.is_empty() {
+        let db = args.db.clone().or_else(|| {
+            crate::load_config(config).ok().map(|it| crate::stores::database_path(&it))
+        });
+        db.and_then(|db| from_store(&tracer, ip, &db))
+    } else {
+        tracer.report(ip)
+    }
+    .unwrap_or_else(|| tracer.empty_report(ip));
     let sockets = Sockets::read(ProcRoot::live());
     let connections = sockets.of_ip(report.ip);
     let owners = Sockets::owners(connections.iter().copied());
