@@ -31,6 +31,9 @@ pub struct Backfill {
     source: Arc<str>,
     batch: Vec<Event>,
     tx: Option<mpsc::SyncSender<Vec<Event>>>,
+    /// Written batches coming back, to be freed on the thread that allocated them (freeing
+    /// another thread's allocations contends on the allocator's arena locks).
+    written: mpsc::Receiver<Vec<Event>>,
     writer: Option<JoinHandle<anyhow::Result<WriteStats>>>,
     stream: String,
     path: PathBuf,
@@ -44,6 +47,7 @@ impl Backfill {
         let mut store = SqliteStore::open_with(db, options)
             .with_context(|| format!("cannot open the store {}", db.display()))?;
         let (tx, rx) = mpsc::sync_channel::<Vec<Event>>(QUEUED_BATCHES);
+        let (back, written) = mpsc::sync_channel::<Vec<Event>>(QUEUED_BATCHES + 2);
         let path = db.to_path_buf();
         let writer = std::thread::Builder::new().name("replay-store".into()).spawn(move || {
             let mut total = WriteStats::default();
@@ -53,6 +57,11 @@ impl Backfill {
                     .with_context(|| format!("cannot write to the store {}", path.display()))?;
                 total.inserted += written.inserted;
                 total.duplicates += written.duplicates;
+                // Hand the batch back to be freed by its allocating thread; if that thread is
+                // not keeping up, free it here rather than wait.
+                if let Err(mpsc::TrySendError::Full(batch)) = back.try_send(batch) {
+                    drop(batch);
+                }
             }
             Ok(total)
         })?;
@@ -61,6 +70,7 @@ impl Backfill {
             source: Arc::from("replay"),
             batch: Vec::with_capacity(BATCH),
             tx: Some(tx),
+            written,
             writer: Some(writer),
             stream: String::new(),
             path: db.to_path_buf(),
@@ -98,6 +108,9 @@ impl Backfill {
     }
 
     fn send(&mut self) -> anyhow::Result<()> {
+        while let Ok(done) = self.written.try_recv() {
+            drop(done);
+        }
         let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
         let sent = self.tx.as_ref().is_some_and(|tx| tx.send(batch).is_ok());
         if sent { Ok(()) } else { Err(self.join().err().unwrap_or_else(|| self.stopped())) }
