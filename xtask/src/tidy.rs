@@ -65,7 +65,9 @@ fn allowed_internal(package: &str) -> Option<&'static [&'static str]> {
         "vigil-runtime" => COMPONENT,
         // Detectors read lines with the built-in parsers and jails load fail2ban filter files
         // (issue 7); both are leaf libraries over vigil-event.
-        "vigil-detect" => &["vigil-event", "vigil-core", "vigil-parse", "vigil-f2b"],
+        "vigil-detect" => {
+            &["vigil-event", "vigil-core", "vigil-parse", "vigil-f2b", "vigil-enrich"]
+        }
         // The facade and the CLI wire everything together.
         "vigil" | "vigil-cli" | "xtask" | "vigil-test-support" => return None,
         // The enrichment tracers read the host collectors' sockets and processes (issue 6).

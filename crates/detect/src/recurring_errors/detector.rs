@@ -53,8 +53,18 @@ impl LineDetector for RecurringErrorsDetector {
             return;
         }
         self.errors += 1;
-        let sig = signature(obs.source, obs.message);
-        let Some(items) = self.signatures.add(sig.clone(), obs.at_ms, (), obs.line) else {
+        // The error tracer's signature (category, exception, function and the normalised
+        // message, hashed) when it recognises the error, so the detector and `vigil errors`
+        // group the same occurrences; the small word signature for the rest.
+        let analysis = vigil_enrich::error::analyse(obs.message, obs.level.map(Level::as_str));
+        let (key, sig) = match &analysis {
+            Some(it) => (it.signature.clone(), format!("{}: {}", obs.source, it.normalised)),
+            None => {
+                let sig = signature(obs.source, obs.message);
+                (sig.clone(), sig)
+            }
+        };
+        let Some(items) = self.signatures.add(key, obs.at_ms, (), obs.line) else {
             return;
         };
         self.recurring += 1;
@@ -75,6 +85,12 @@ impl LineDetector for RecurringErrorsDetector {
             items,
         )
         .with_data("signature", sig);
+        let finding = match analysis {
+            Some(it) => finding
+                .with_data("error_signature", it.signature)
+                .with_data("category", it.category.as_str()),
+            None => finding,
+        };
         out.push(finding);
     }
 }

@@ -3,8 +3,9 @@
 //! A leading level keyword (`ERROR`, `[crit]`, `warning:`) is dropped, so the same error logged
 //! at two levels has one signature. Every whitespace-separated word that contains a digit (numbers, ids, addresses, ports,
 //! timestamps, hex, UUIDs, durations) becomes `<*>`; runs of such words collapse into one. The
-//! signature is prefixed with the program and cut to [`MAX_SIGNATURE_CHARS`]. The error tracer
-//! (issue 6) will compute richer signatures; this one is deliberately small.
+//! signature is prefixed with the program and cut to [`MAX_SIGNATURE_CHARS`]. Errors the error
+//! tracer recognises (`vigil_enrich::error::analyse`) are grouped by the tracer's signature
+//! instead; this small one covers the rest.
 
 use crate::bounded::truncate_chars;
 

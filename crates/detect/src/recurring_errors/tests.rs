@@ -49,3 +49,27 @@ fn the_same_error_recurring_within_the_window_is_a_finding() {
     again.restore_state(errors.save_state().unwrap()).unwrap();
     assert_eq!(again.statistics()["tracked_signatures"], json!(2));
 }
+
+#[test]
+fn errors_the_tracer_recognises_share_its_signature() {
+    let parser = Format::Auto.parser(Clock::utc_at("2026-11-23T12:00:00Z".parse().unwrap()));
+    let mut errors =
+        RecurringErrorsConfig { min_count: 2, ..RecurringErrorsConfig::default() }.build().unwrap();
+    let mut ctx = DetectorContext::new("web1", RecurringErrorsDetector::NAME);
+    let lines = [
+        "2026-11-23T11:00:00Z ERROR app: could not connect to server: Connection refused, is the server running on host \"10.0.0.5\" and accepting TCP/IP connections on port 5432?",
+        "2026-11-23T11:00:05Z ERROR app: could not connect to server: Connection refused, is the server running on host \"10.0.0.9\" and accepting TCP/IP connections on port 5433?",
+    ];
+    for line in lines {
+        let log = parser.parse_line(line).unwrap();
+        errors.handle(&Event::new("web1", "app", Payload::Log(log)), &mut ctx).unwrap();
+    }
+    let out = ctx.take();
+    assert_eq!(out.len(), 1, "one signature for both occurrences");
+    let Payload::Finding(finding) = &out[0].payload else { panic!() };
+    let first = parser.parse_line(lines[0]).unwrap();
+    let analysis = vigil_enrich::error::analyse(&first.message, first.level.as_deref())
+        .expect("a known error");
+    assert_eq!(finding.data["error_signature"], json!(analysis.signature));
+    assert_eq!(finding.data["category"], json!(analysis.category.as_str()));
+}
