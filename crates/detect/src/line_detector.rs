@@ -38,3 +38,33 @@ pub(crate) fn window_finding<V>(
     }
     finding.with_evidence(evidence)
 }
+
+/// `Detector::handle` of a line detector: a log event is observed as its line, anything else is
+/// ignored; findings are dispatched through `ctx`.
+pub(crate) fn handle_log<D: LineDetector>(
+    detector: &mut D,
+    event: &vigil_event::Event,
+    ctx: &mut vigil_core::DetectorContext,
+) {
+    if let vigil_event::Payload::Log(log) = &event.payload {
+        let mut out = Vec::new();
+        detector.observe(&Observation::from_log(log, event.timestamp), &mut out);
+        out.into_iter().for_each(|it| ctx.finding(it));
+    }
+}
+
+/// Reads the `key` part of a detector's saved `state` (version 1), naming the detector in
+/// the error when the state is of another version or shape.
+pub(crate) fn saved_part<T: serde::de::DeserializeOwned>(
+    detector: &str,
+    state: &vigil_event::Value,
+    key: &str,
+) -> Result<T, vigil_core::ComponentError> {
+    if state.get("version").and_then(vigil_event::Value::as_u64) != Some(1) {
+        return Err(vigil_core::ComponentError::msg(format!(
+            "invalid {detector} state: expected version 1"
+        )));
+    }
+    serde_json::from_value(state[key].clone())
+        .map_err(|err| vigil_core::ComponentError::msg(format!("invalid {detector} state: {err}")))
+}

@@ -6,14 +6,14 @@
 use std::net::IpAddr;
 
 use vigil_core::{ComponentError, Detector, DetectorContext, Filter, Statistics};
-use vigil_event::{Event, EventKind, Finding, FindingLevel, Payload, Value};
+use vigil_event::{Event, EventKind, Finding, FindingLevel, Value};
 use vigil_parse::Action;
 
 use super::IpSweepConfig;
 use crate::{
     LineDetector, Observation,
     duration_text::millis,
-    line_detector::window_finding,
+    line_detector::{handle_log, saved_part, window_finding},
     window::{SavedWindows, Windows},
 };
 
@@ -146,11 +146,7 @@ impl Detector for IpSweepDetector {
     }
 
     fn handle(&mut self, event: &Event, ctx: &mut DetectorContext) -> Result<(), ComponentError> {
-        if let Payload::Log(log) = &event.payload {
-            let mut out = Vec::new();
-            self.observe(&Observation::from_log(log, event.timestamp), &mut out);
-            out.into_iter().for_each(|it| ctx.finding(it));
-        }
+        handle_log(self, event, ctx);
         Ok(())
     }
 
@@ -172,13 +168,8 @@ impl Detector for IpSweepDetector {
     }
 
     fn restore_state(&mut self, state: Value) -> Result<(), ComponentError> {
-        if state.get("version").and_then(Value::as_u64) != Some(1) {
-            return Err(ComponentError::msg("invalid ip_sweep state: expected version 1"));
-        }
-        let bad =
-            |err: serde_json::Error| ComponentError::msg(format!("invalid ip_sweep state: {err}"));
         let subnets: SavedWindows<(IpAddr, u8), IpAddr> =
-            serde_json::from_value(state["subnets"].clone()).map_err(bad)?;
+            saved_part("ip_sweep", &state, "subnets")?;
         self.subnets.restore(subnets);
         self.hostile = state["hostile"].as_u64().unwrap_or(0);
         self.sweeps = state["sweeps"].as_u64().unwrap_or(0);

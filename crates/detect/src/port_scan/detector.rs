@@ -3,14 +3,14 @@
 use std::net::IpAddr;
 
 use vigil_core::{ComponentError, Detector, DetectorContext, Filter, Statistics};
-use vigil_event::{Event, EventKind, Finding, FindingLevel, Payload, Value};
+use vigil_event::{Event, EventKind, Finding, FindingLevel, Value};
 use vigil_parse::Action;
 
 use super::PortScanConfig;
 use crate::{
     LineDetector, Observation,
     duration_text::millis,
-    line_detector::window_finding,
+    line_detector::{handle_log, saved_part, window_finding},
     window::{SavedWindows, Windows},
 };
 
@@ -86,11 +86,7 @@ impl Detector for PortScanDetector {
     }
 
     fn handle(&mut self, event: &Event, ctx: &mut DetectorContext) -> Result<(), ComponentError> {
-        if let Payload::Log(log) = &event.payload {
-            let mut out = Vec::new();
-            self.observe(&Observation::from_log(log, event.timestamp), &mut out);
-            out.into_iter().for_each(|it| ctx.finding(it));
-        }
+        handle_log(self, event, ctx);
         Ok(())
     }
 
@@ -112,13 +108,7 @@ impl Detector for PortScanDetector {
     }
 
     fn restore_state(&mut self, state: Value) -> Result<(), ComponentError> {
-        if state.get("version").and_then(Value::as_u64) != Some(1) {
-            return Err(ComponentError::msg("invalid port_scan state: expected version 1"));
-        }
-        let bad =
-            |err: serde_json::Error| ComponentError::msg(format!("invalid port_scan state: {err}"));
-        let sources: SavedWindows<IpAddr, u16> =
-            serde_json::from_value(state["sources"].clone()).map_err(bad)?;
+        let sources: SavedWindows<IpAddr, u16> = saved_part("port_scan", &state, "sources")?;
         self.sources.restore(sources);
         self.blocked = state["blocked"].as_u64().unwrap_or(0);
         self.scans = state["scans"].as_u64().unwrap_or(0);

@@ -1,14 +1,14 @@
 //! The recurring-errors detector: occurrences per error signature in a sliding window.
 
 use vigil_core::{ComponentError, Detector, DetectorContext, Filter, Statistics};
-use vigil_event::{Event, EventKind, Finding, FindingLevel, Payload, Value};
+use vigil_event::{Event, EventKind, Finding, FindingLevel, Value};
 use vigil_parse::Level;
 
 use super::{RecurringErrorsConfig, signature};
 use crate::{
     LineDetector, Observation,
     duration_text::millis,
-    line_detector::window_finding,
+    line_detector::{handle_log, saved_part, window_finding},
     window::{SavedWindows, Windows},
 };
 
@@ -101,11 +101,7 @@ impl Detector for RecurringErrorsDetector {
     }
 
     fn handle(&mut self, event: &Event, ctx: &mut DetectorContext) -> Result<(), ComponentError> {
-        if let Payload::Log(log) = &event.payload {
-            let mut out = Vec::new();
-            self.observe(&Observation::from_log(log, event.timestamp), &mut out);
-            out.into_iter().for_each(|it| ctx.finding(it));
-        }
+        handle_log(self, event, ctx);
         Ok(())
     }
 
@@ -128,14 +124,8 @@ impl Detector for RecurringErrorsDetector {
     }
 
     fn restore_state(&mut self, state: Value) -> Result<(), ComponentError> {
-        if state.get("version").and_then(Value::as_u64) != Some(1) {
-            return Err(ComponentError::msg("invalid recurring_errors state: expected version 1"));
-        }
-        let bad = |err: serde_json::Error| {
-            ComponentError::msg(format!("invalid recurring_errors state: {err}"))
-        };
         let signatures: SavedWindows<String, ()> =
-            serde_json::from_value(state["signatures"].clone()).map_err(bad)?;
+            saved_part("recurring_errors", &state, "signatures")?;
         self.signatures.restore(signatures);
         self.errors = state["errors"].as_u64().unwrap_or(0);
         self.recurring = state["recurring"].as_u64().unwrap_or(0);
