@@ -70,8 +70,9 @@ fn allowed_internal(package: &str) -> Option<&'static [&'static str]> {
         }
         // The facade and the CLI wire everything together.
         "vigil" | "vigil-cli" | "xtask" | "vigil-test-support" => return None,
-        // The enrichment tracers read the host collectors' sockets and processes (issue 6).
-        "vigil-enrich" => &["vigil-event", "vigil-core", "vigil-collect"],
+        // The enrichment tracers read the host collectors' sockets and processes (issue 6), and
+        // re-export the traceback joiner of the parsers' leaf library.
+        "vigil-enrich" => &["vigil-event", "vigil-core", "vigil-collect", "vigil-parse"],
         // Every other crate is a component crate.
         _ => COMPONENT,
     })

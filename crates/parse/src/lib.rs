@@ -48,6 +48,7 @@ pub mod django;
 pub mod fail2ban;
 pub mod firewall;
 pub mod generic;
+pub mod multiline;
 pub mod nginx;
 mod scan;
 pub mod sshd;

@@ -29,6 +29,9 @@
 //!   `fingerprint_len` bytes (at most 256).
 //! - `offset`: the byte offset just after the last line the downstream acknowledged; reading
 //!   resumes here.
+//! - `cuts` (optional): ends of joined multi-line records, after `offset`, that the
+//!   `multiline_timeout` decided (the next line was not written yet); a restart ends the
+//!   records it joins again at the same places.
 //!
 //! Files that are being finished (rotated away but not yet fully acknowledged) come first, in
 //! the order they must be read, then the active files. Unknown keys are ignored on reading.
@@ -64,6 +67,8 @@ pub(crate) struct FileCheckpoint {
     pub(crate) fingerprint_len: u32,
     pub(crate) fingerprint: String,
     pub(crate) offset: u64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) cuts: Vec<u64>,
 }
 
 impl FileCheckpoint {
@@ -159,6 +164,7 @@ mod tests {
             fingerprint_len: 3,
             fingerprint: "00000000000000ff".into(),
             offset,
+            cuts: Vec::new(),
         }
     }
 

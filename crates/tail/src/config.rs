@@ -12,6 +12,8 @@
 //! max_line_bytes = 65536
 //! start_at = "end"
 //! read_rotated = true
+//! multiline = "python"
+//! multiline_timeout = "2s"
 //! ```
 
 use std::{
@@ -75,6 +77,19 @@ pub struct TailConfig {
     /// `nginx-access`, `nginx-error`, `django`, `fail2ban`, `firewall`, `generic`) or `none`
     /// (the line as it is). Lines a parser does not recognise are kept as plain log events.
     pub parser: String,
+    /// Which consecutive lines become one event: `python` joins a Python traceback (its
+    /// header, indented frames, final exception line, chained tracebacks) to the line before
+    /// it; `none` keeps every line an event of its own; `auto` means `python` when `parser`
+    /// is `django` and `none` otherwise.
+    pub multiline: String,
+    /// How long a record being joined waits for a next line before it is sent as it is.
+    #[serde(with = "humantime_text")]
+    #[schemars(with = "String")]
+    pub multiline_timeout: Duration,
+    /// Most lines in one joined record; the lines after it start a new record.
+    pub multiline_max_lines: usize,
+    /// Most bytes in one joined record; the line that would pass it starts a new record.
+    pub multiline_max_bytes: usize,
 }
 
 impl Default for TailConfig {
@@ -91,6 +106,10 @@ impl Default for TailConfig {
             checkpoint_dir: None,
             max_in_flight_lines: 10_000,
             parser: "auto".to_owned(),
+            multiline: "auto".to_owned(),
+            multiline_timeout: Duration::from_secs(2),
+            multiline_max_lines: 200,
+            multiline_max_bytes: 64 * 1024,
         }
     }
 }
@@ -119,12 +138,35 @@ impl TailConfig {
                 "max_line_bytes and max_in_flight_lines must be at least 1".to_owned(),
             ));
         }
+        if !matches!(self.multiline.as_str(), "auto" | "python" | "none") {
+            return Err(TailError::Config(format!(
+                "multiline {:?}: expected one of auto, python, none",
+                self.multiline
+            )));
+        }
+        if self.multiline_max_lines == 0 || self.multiline_max_bytes == 0 {
+            return Err(TailError::Config(
+                "multiline_max_lines and multiline_max_bytes must be at least 1".to_owned(),
+            ));
+        }
         if self.poll_interval.is_zero() {
             return Err(TailError::Config("poll_interval must be longer than 0".to_owned()));
         }
         let checkpoint_dir =
             self.checkpoint_dir.clone().unwrap_or_else(|| state_dir.join("checkpoints"));
         Ok(Some(TailSource::new(name, self.clone(), checkpoint_dir, ack)))
+    }
+}
+
+impl TailConfig {
+    /// The joining rule `multiline` selects, `auto` resolved: `python` or `none`. The rule
+    /// itself is plugged in with [`TailSource::with_joiner`](crate::TailSource::with_joiner).
+    pub fn effective_multiline(&self) -> &str {
+        match self.multiline.as_str() {
+            "auto" if self.parser == "django" => "python",
+            "auto" => "none",
+            other => other,
+        }
     }
 }
 
@@ -176,5 +218,22 @@ mod tests {
         assert!(err.to_string().contains("invalid glob `/var/log/[`"), "{err}");
         let zero = TailConfig { max_line_bytes: 0, ..TailConfig::default() };
         assert!(zero.build("files.x", state, AckMode::OnPublish).is_err());
+        let bad = TailConfig { multiline: "java".into(), ..TailConfig::default() };
+        let err = bad.build("files.x", state, AckMode::OnPublish).err().unwrap();
+        assert!(err.to_string().contains("multiline \"java\""), "{err}");
+    }
+
+    #[test]
+    fn multiline_auto_joins_tracebacks_of_django_logs_only() {
+        let config: TailConfig =
+            toml::from_str("parser = \"django\"\nmultiline_timeout = \"500ms\"").unwrap();
+        assert_eq!(config.effective_multiline(), "python");
+        assert_eq!(config.multiline_timeout, Duration::from_millis(500));
+        assert_eq!(TailConfig::default().effective_multiline(), "none");
+        let config: TailConfig = toml::from_str("multiline = \"python\"").unwrap();
+        assert_eq!(config.effective_multiline(), "python");
+        let config: TailConfig =
+            toml::from_str("parser = \"django\"\nmultiline = \"none\"").unwrap();
+        assert_eq!(config.effective_multiline(), "none");
     }
 }

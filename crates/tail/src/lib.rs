@@ -26,6 +26,10 @@
 //! `stream` + `offset` sees every line exactly once. Lines sent but not acknowledged are capped
 //! (`max_in_flight_lines`): reading pauses beyond it, so memory stays bounded.
 //!
+//! With a [`LineJoiner`] plugged in (`multiline`), consecutive lines that belong together (a
+//! Python traceback) become one record and one event whose origin covers all of them; a record
+//! still being joined is never acknowledged, so the checkpoint never passes it.
+//!
 //! Lines longer than `max_line_bytes` are cut and counted; invalid UTF-8 is kept lossily and
 //! counted. [`TailStats`] and the [`TailTelemetry`] sink report what the tailer did.
 //!
@@ -46,6 +50,7 @@ mod config;
 mod error;
 mod events;
 mod fingerprint;
+mod multiline;
 mod source;
 mod tailer;
 mod watch;
@@ -54,4 +59,5 @@ pub use ack::{AckHandle, AckMode};
 pub use config::{StartAt, TailConfig};
 pub use error::TailError;
 pub use events::{RotationKind, TailEvent, TailStats, TailTelemetry};
+pub use multiline::{JoinerFactory, LineJoiner};
 pub use source::{Decoder, LineContext, TailSource, TailStatsHandle, generic_decoder};

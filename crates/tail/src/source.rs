@@ -16,6 +16,7 @@ use crate::{
     ack::AckShared,
     checkpoint::CheckpointStore,
     events::{Counters, TailTelemetry, Telemetry},
+    multiline::{JoinerFactory, Multiline},
     tailer::{Line, Tailer},
 };
 
@@ -81,6 +82,7 @@ pub struct TailSource {
     decoder: Decoder,
     counters: Arc<Counters>,
     sink: Option<Arc<dyn TailTelemetry>>,
+    joiner: Option<JoinerFactory>,
 }
 
 impl TailSource {
@@ -100,6 +102,7 @@ impl TailSource {
             decoder: generic_decoder(),
             counters: Arc::default(),
             sink: None,
+            joiner: None,
         }
     }
 
@@ -107,6 +110,15 @@ impl TailSource {
     #[must_use]
     pub fn with_decoder(mut self, decoder: Decoder) -> Self {
         self.decoder = decoder;
+        self
+    }
+
+    /// Joins consecutive lines that `joiner`'s rule says belong together into one record and
+    /// one event (bounded by `multiline_max_lines`, `multiline_max_bytes` and
+    /// `multiline_timeout`); the decoder then sees the record's lines joined by `\n`.
+    #[must_use]
+    pub fn with_joiner(mut self, joiner: JoinerFactory) -> Self {
+        self.joiner = Some(joiner);
         self
     }
 
@@ -204,7 +216,14 @@ impl EventSource for TailSource {
         self.shared.clear();
         let store = CheckpointStore::new(&self.checkpoint_dir, &self.name);
         let (config, shared, tel) = (self.config.clone(), self.shared.clone(), self.telemetry());
-        let mut tailer = blocking(move || Tailer::open(config, store, shared, tel)).await?;
+        let multiline = self.joiner.clone().map(|factory| Multiline {
+            factory,
+            max_lines: self.config.multiline_max_lines.max(1),
+            max_bytes: self.config.multiline_max_bytes.max(1),
+            timeout: self.config.multiline_timeout,
+        });
+        let mut tailer =
+            blocking(move || Tailer::open(config, store, shared, tel, multiline)).await?;
         let max_in_flight = self.config.max_in_flight_lines;
         let wake = Arc::new(tokio::sync::Notify::new());
         let watcher = if self.config.inotify {

@@ -24,6 +24,7 @@ use std::{
     os::unix::fs::{FileExt, MetadataExt},
     path::Path,
     sync::{Arc, atomic::Ordering},
+    time::Instant,
 };
 
 use flate2::read::GzDecoder;
@@ -34,6 +35,7 @@ use crate::{
     checkpoint::{CheckpointStore, FileCheckpoint},
     events::{RotationKind, TailEvent, Telemetry},
     fingerprint::{FINGERPRINT_MAX, Fingerprint, stream_name},
+    multiline::{LineJoiner, Multiline},
 };
 
 /// Size of the reused read buffer.
@@ -72,6 +74,14 @@ enum Phase {
     Done,
 }
 
+/// A multi-line record being joined: its first line, grown by the lines that continue it.
+struct Held {
+    line: Line,
+    lines: usize,
+    /// When its last line was read.
+    last: Instant,
+}
+
 struct Instance {
     path: Arc<Path>,
     dev: u64,
@@ -90,6 +100,13 @@ struct Instance {
     committed: u64,
     /// Size at the last check.
     last_size: u64,
+    /// The joining rule, made at the first line when the source joins lines.
+    joiner: Option<Box<dyn LineJoiner>>,
+    /// The record being joined: not sent, so never acknowledged.
+    held: Option<Held>,
+    /// Record ends after `committed` that the multi-line timeout decided (kept in the
+    /// checkpoint, so a restart joins the same records again).
+    cuts: Vec<u64>,
 }
 
 impl Instance {
@@ -115,6 +132,9 @@ impl Instance {
             partial: Vec::new(),
             committed: offset,
             last_size: meta.len(),
+            joiner: None,
+            held: None,
+            cuts: Vec::new(),
         })
     }
 
@@ -145,6 +165,7 @@ impl Instance {
             fingerprint_len: self.fp.len,
             fingerprint: self.fp.hex(),
             offset: self.committed,
+            cuts: self.cuts.iter().copied().filter(|it| *it > self.committed).collect(),
         }
     }
 
@@ -216,18 +237,72 @@ impl Instance {
             ctx.tel.emit(&TailEvent::InvalidUtf8 { path: &self.path, offset });
         }
         let stream = self.stream(ctx.acks);
-        ctx.acks.sent(&stream, offset, end);
-        out.push(Line {
-            path: self.path.clone(),
-            stream,
-            offset,
-            end,
-            text,
-            truncated,
-            invalid_utf8,
-        });
+        let line =
+            Line { path: self.path.clone(), stream, offset, end, text, truncated, invalid_utf8 };
         self.partial.clear();
         self.line_start = end;
+        match ctx.multiline {
+            None => send(ctx, out, line),
+            Some(multi) => self.join(ctx, multi, out, line),
+        }
+    }
+
+    /// Adds `line` to the record held, or sends that record and holds `line` as the start of
+    /// the next one.
+    fn join(&mut self, ctx: &ReadCtx<'_>, multi: &Multiline, out: &mut Vec<Line>, line: Line) {
+        if let Some(held) = &self.held {
+            let full = held.lines >= multi.max_lines
+                || held.line.text.len() + 1 + line.text.len() > multi.max_bytes;
+            if full || self.cuts.contains(&line.offset) {
+                self.flush(ctx, out);
+            }
+        }
+        let joiner = self.joiner.get_or_insert_with(|| (multi.factory)());
+        let now = Instant::now();
+        match &mut self.held {
+            Some(held) if joiner.continues(&line.text, true) => {
+                held.line.text.push('\n');
+                held.line.text.push_str(&line.text);
+                held.line.end = line.end;
+                held.line.truncated |= line.truncated;
+                held.line.invalid_utf8 |= line.invalid_utf8;
+                held.lines += 1;
+                held.last = now;
+            }
+            Some(_) => {
+                self.flush(ctx, out);
+                self.held = Some(Held { line, lines: 1, last: now });
+            }
+            None => {
+                joiner.continues(&line.text, false);
+                self.held = Some(Held { line, lines: 1, last: now });
+            }
+        }
+    }
+
+    /// Sends the record held, if any.
+    fn flush(&mut self, ctx: &ReadCtx<'_>, out: &mut Vec<Line>) {
+        if let Some(Held { mut line, lines, .. }) = self.held.take() {
+            if lines > 1 {
+                // Blank lines that continued a traceback do not end the record's text.
+                line.text.truncate(line.text.trim_end().len());
+            }
+            send(ctx, out, line);
+        }
+    }
+
+    /// Sends the record held once `timeout` passed since its last line; the cut is remembered
+    /// for the checkpoint. Returns whether it cut.
+    fn flush_stale(&mut self, ctx: &ReadCtx<'_>, out: &mut Vec<Line>) -> bool {
+        let Some(multi) = ctx.multiline else { return false };
+        let Some(held) = &self.held else { return false };
+        if held.last.elapsed() < multi.timeout {
+            return false;
+        }
+        let end = held.line.end;
+        self.flush(ctx, out);
+        self.cuts.push(end);
+        true
     }
 
     /// Delivers the unterminated last line of a file that will not grow any more.
@@ -237,6 +312,7 @@ impl Instance {
             self.emit(ctx, out, end, false);
             ctx.tel.emit(&TailEvent::LinesRead { path: &self.path, lines: 1, bytes: 0 });
         }
+        self.flush(ctx, out);
         self.phase = Phase::Done;
         self.input = Input::Gone;
     }
@@ -248,6 +324,12 @@ impl Instance {
             Some(stream) => acks.committed(stream).is_none_or(|(_, in_flight)| in_flight == 0),
         }
     }
+}
+
+/// Sends one line or record: registered as in flight, then handed out.
+fn send(ctx: &ReadCtx<'_>, out: &mut Vec<Line>, line: Line) {
+    ctx.acks.sent(&line.stream, line.offset, line.end);
+    out.push(line);
 }
 
 fn read_retrying(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
@@ -273,6 +355,7 @@ fn decode(bytes: &[u8], truncated: bool) -> (String, bool) {
 
 struct ReadCtx<'a> {
     max_line: usize,
+    multiline: Option<&'a Multiline>,
     acks: &'a AckShared,
     tel: &'a Telemetry,
 }
@@ -302,6 +385,7 @@ pub(crate) struct Tailer {
     discovered_once: bool,
     saved: Option<Vec<FileCheckpoint>>,
     errors: ErrorLog,
+    multiline: Option<Multiline>,
 }
 
 /// Reports a problem once while it persists, not at every poll (an unreadable file, a full
@@ -334,6 +418,7 @@ impl Tailer {
         store: CheckpointStore,
         acks: Arc<AckShared>,
         tel: Telemetry,
+        multiline: Option<Multiline>,
     ) -> Tailer {
         let (entries, fresh) = match store.load() {
             Ok(Some(entries)) => (entries, false),
@@ -356,6 +441,7 @@ impl Tailer {
             discovered_once: false,
             saved: None,
             errors: ErrorLog::default(),
+            multiline,
         };
         for entry in entries {
             // A path no longer configured is no longer followed.
@@ -410,6 +496,9 @@ impl Tailer {
                 partial: Vec::new(),
                 committed: entry.offset,
                 last_size: 0,
+                joiner: None,
+                held: None,
+                cuts: Vec::new(),
             });
         }
         let Some(mut instance) = found else {
@@ -421,6 +510,7 @@ impl Tailer {
             return;
         };
         instance.fp = if instance.fp.len >= fp.len { instance.fp } else { fp };
+        instance.cuts = entry.cuts.iter().copied().filter(|it| *it > entry.offset).collect();
         if let Some(stream) = &entry.stream {
             let stream: Arc<str> = stream.as_str().into();
             self.acks.register(&stream, entry.offset);
@@ -503,11 +593,17 @@ impl Tailer {
         }
         let paths: Vec<Arc<Path>> = self.groups.keys().cloned().collect();
         let limit = out.len() + budget;
+        let mut cut = false;
         for path in paths {
             self.check_rotation(&path);
             if out.len() < limit {
                 self.read_group(&path, out, limit);
             }
+            cut |= self.flush_stale(&path, out);
+        }
+        if cut {
+            // A cut by the timeout is durable before the record it ends is sent.
+            self.save();
         }
         self.groups.retain(|path, group| group.instances().next().is_some() || path.exists());
         let watched = self.groups.values().map(|it| it.instances().count() as u64).sum();
@@ -590,11 +686,32 @@ impl Tailer {
         self.open_active(path, false);
     }
 
+    /// Sends the records of `path`'s files that waited for a next line for too long, in file
+    /// order; returns whether any was sent.
+    fn flush_stale(&mut self, path: &Arc<Path>, out: &mut Vec<Line>) -> bool {
+        let Some(group) = self.groups.get_mut(path) else { return false };
+        let ctx = ReadCtx {
+            max_line: self.config.max_line_bytes,
+            multiline: self.multiline.as_ref(),
+            acks: &self.acks,
+            tel: &self.tel,
+        };
+        let mut cut = false;
+        for it in group.finishing.iter_mut().chain(group.active.as_mut()) {
+            cut |= it.flush_stale(&ctx, out);
+        }
+        cut
+    }
+
     fn read_group(&mut self, path: &Arc<Path>, out: &mut Vec<Line>, limit: usize) {
         let Some(group) = self.groups.get_mut(path) else { return };
         let buf = &mut self.buf;
-        let ctx =
-            ReadCtx { max_line: self.config.max_line_bytes, acks: &self.acks, tel: &self.tel };
+        let ctx = ReadCtx {
+            max_line: self.config.max_line_bytes,
+            multiline: self.multiline.as_ref(),
+            acks: &self.acks,
+            tel: &self.tel,
+        };
         for it in group.finishing.iter_mut() {
             if it.phase == Phase::Done {
                 continue;
@@ -634,6 +751,7 @@ impl Tailer {
                     && let Some((committed, _)) = self.acks.committed(stream)
                 {
                     it.committed = committed;
+                    it.cuts.retain(|cut| *cut > committed);
                 }
             }
             let acks = &self.acks;
@@ -649,6 +767,11 @@ impl Tailer {
                 !gone
             });
         }
+        self.save();
+    }
+
+    /// Saves the checkpoint when it changed.
+    fn save(&mut self) {
         let entries: Vec<FileCheckpoint> = self
             .groups
             .values()

@@ -15,6 +15,7 @@ use vigil_core::{EventSource, SourceContext, event::Payload};
 use vigil_tail::{AckHandle, AckMode, StartAt, TailConfig, TailSource, TailStatsHandle};
 
 mod model;
+mod multiline;
 
 /// One delivered line: its origin and text.
 #[derive(Debug, Clone, PartialEq)]

@@ -4,19 +4,60 @@
 //! Error: /path`, or the traceback header itself), `Traceback (most recent call last):`,
 //! indented `File "…", line N, in f` frames with their source lines, and a final unindented
 //! `XxxError: message` line; chained exceptions add `During handling of the above exception…`
-//! or `The above exception was the direct cause…` and another traceback. The joiner holds the
-//! current record and appends each continuation line; a record is complete when a line arrives
-//! that does not continue it. Records are bounded by `max_lines` and `max_bytes`.
+//! or `The above exception was the direct cause…` and another traceback. A record is complete
+//! when a line arrives that does not continue it.
+//!
+//! [`PythonRecords`] is the rule alone: it says whether a line continues the record held, so a
+//! caller that keeps the lines itself (the file tailer, which must know each line's byte range)
+//! can apply it. [`Joiner`] applies it to text: it holds the current record and returns each
+//! completed one, bounded by `max_lines` and `max_bytes` (`vigil errors`).
+
+/// The continuation rule of Python tracebacks (see the module documentation). It keeps two
+/// flags about the record held, so one value follows one stream of lines.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PythonRecords {
+    /// Inside a traceback, after its header, until its final exception line.
+    in_traceback: bool,
+    /// The record holds a traceback (blank lines between chained tracebacks continue it).
+    had_traceback: bool,
+}
+
+impl PythonRecords {
+    /// The rule at the start of a stream.
+    pub fn new() -> PythonRecords {
+        PythonRecords::default()
+    }
+
+    /// Whether `line` continues the record held; `held` says whether one is held at all (a
+    /// line never continues nothing). A line that does not continue starts a new record.
+    pub fn continues(&mut self, line: &str, held: bool) -> bool {
+        let continues = held
+            && (line.starts_with([' ', '\t'])
+                || is_header(line)
+                || (self.in_traceback && is_exception_line(line))
+                || (self.had_traceback && line.is_empty()));
+        if continues {
+            if is_header(line) {
+                self.in_traceback = true;
+                self.had_traceback = true;
+            } else if self.in_traceback && !line.starts_with([' ', '\t']) && !line.is_empty() {
+                // The final exception line ends the traceback (a chained one may follow).
+                self.in_traceback = false;
+            }
+        } else {
+            self.in_traceback = is_header(line);
+            self.had_traceback = self.in_traceback;
+        }
+        continues
+    }
+}
 
 /// Joins continuation lines into records (see the module documentation).
 #[derive(Debug)]
 pub struct Joiner {
     pending: Option<String>,
     lines: usize,
-    /// Inside a traceback, after its header, until its final exception line.
-    in_traceback: bool,
-    /// The record holds a traceback (blank lines between chained tracebacks continue it).
-    had_traceback: bool,
+    rule: PythonRecords,
     max_lines: usize,
     max_bytes: usize,
 }
@@ -46,31 +87,13 @@ impl Joiner {
     /// A joiner whose records hold at most `max_lines` lines and `max_bytes` bytes (more
     /// continuation lines are dropped from the record, never kept in memory).
     pub fn new(max_lines: usize, max_bytes: usize) -> Joiner {
-        Joiner {
-            pending: None,
-            lines: 0,
-            in_traceback: false,
-            had_traceback: false,
-            max_lines,
-            max_bytes,
-        }
+        Joiner { pending: None, lines: 0, rule: PythonRecords::new(), max_lines, max_bytes }
     }
 
     /// Feeds one line; returns the record it completed, if any.
     pub fn push(&mut self, line: &str) -> Option<String> {
-        let continues = self.pending.is_some()
-            && (line.starts_with([' ', '\t'])
-                || is_header(line)
-                || (self.in_traceback && is_exception_line(line))
-                || (self.had_traceback && line.is_empty()));
+        let continues = self.rule.continues(line, self.pending.is_some());
         if continues {
-            if is_header(line) {
-                self.in_traceback = true;
-                self.had_traceback = true;
-            } else if self.in_traceback && !line.starts_with([' ', '\t']) && !line.is_empty() {
-                // The final exception line ends the traceback (a chained one may follow).
-                self.in_traceback = false;
-            }
             let pending = self.pending.as_mut().expect("continues only with a pending record");
             if self.lines < self.max_lines && pending.len() + line.len() < self.max_bytes {
                 pending.push('\n');
@@ -80,8 +103,6 @@ impl Joiner {
             return None;
         }
         let done = self.pending.take().map(|it| it.trim_end().to_owned());
-        self.in_traceback = is_header(line);
-        self.had_traceback = self.in_traceback;
         self.lines = 1;
         let mut start = line.to_owned();
         start.truncate(floor_char_boundary(line, self.max_bytes));
@@ -91,8 +112,7 @@ impl Joiner {
 
     /// The record still held, at the end of the input.
     pub fn finish(&mut self) -> Option<String> {
-        self.in_traceback = false;
-        self.had_traceback = false;
+        self.rule = PythonRecords::new();
         self.pending.take().map(|it| it.trim_end().to_owned())
     }
 }
@@ -171,5 +191,26 @@ next line";
         let mut joiner = Joiner::new(10, 8);
         joiner.push("ééééééé");
         assert!(joiner.finish().unwrap().len() <= 8);
+    }
+
+    #[test]
+    fn the_rule_alone_marks_the_same_records_as_the_joiner() {
+        let log = "ERROR x Internal Server Error: /\nTraceback (most recent call last):\n  \
+                   File \"a.py\", line 1, in f\nKeyError: 'k'\n\nnext\n  indented\nlast";
+        let mut rule = PythonRecords::new();
+        let mut held = false;
+        let mut starts = Vec::new();
+        for (idx, line) in log.lines().enumerate() {
+            if !rule.continues(line, held) {
+                starts.push(idx);
+            }
+            held = true;
+        }
+        assert_eq!(starts, [0, 5, 7]);
+        assert_eq!(join(log).len(), starts.len());
+        // After a cut (nothing held), an indented line starts a record of its own.
+        let mut rule = PythonRecords::new();
+        assert!(!rule.continues("  File \"a.py\", line 1, in f", false));
+        assert!(rule.continues("    code()", true));
     }
 }
