@@ -97,7 +97,8 @@ fn register_sources(
             .build(&name, state_dir, acks.mode_for(&name))
             .with_context(|| format!("source {name}"))?;
         if let Some(source) = built {
-            builder.register_source(Arc::new(source.with_decoder(decoder)))?;
+            // `multiline` joins a traceback's lines into one record (crate::multiline).
+            builder.register_source(Arc::new(crate::multiline::wire(source, decoder, it)))?;
         }
     }
     register_journal(builder, config, state_dir)

@@ -9,9 +9,11 @@ mod agent_detect;
 mod commands;
 mod config;
 mod logging;
+mod multiline;
 mod paths;
 mod settings;
 mod stores;
+mod tracer_stats;
 mod tracers;
 
 use std::{io::Write, path::PathBuf, process::ExitCode};

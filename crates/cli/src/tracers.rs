@@ -23,13 +23,20 @@ pub fn register(
         builder.register_enricher(ip.clone());
         names.push("ip");
     }
-    if let Some(event) = tracers.event.build() {
-        builder.register_enricher(Arc::new(event));
+    let event = tracers.event.build().map(Arc::new);
+    if let Some(event) = &event {
+        builder.register_enricher(event.clone());
         names.push("event");
     }
-    if let Some(error) = tracers.error.build() {
-        builder.register_enricher(Arc::new(error));
+    let error = tracers.error.build().map(Arc::new);
+    if let Some(error) = &error {
+        builder.register_enricher(error.clone());
         names.push("error");
+    }
+    // Their statistics are saved like a detector's, for `vigil report`.
+    if let Some(stats) = crate::tracer_stats::TracerStats::new(event, error) {
+        let filter = crate::tracer_stats::TracerStats::filter();
+        builder.register_detector(Box::new(stats), filter)?;
     }
     if let Some(network) = tracers.network.build(ProcRoot::live()) {
         builder.register_enricher(Arc::new(network));

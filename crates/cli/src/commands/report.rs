@@ -1,5 +1,7 @@
 //! `vigil report [--day YYYY-MM-DD] [--json]`: the sshd detector's daily statistics and every
-//! detector's statistics, read from the state the agent persisted in its state directory.
+//! detector's statistics, read from the state the agent persisted in its state directory, and
+//! the tracers' statistics (the event tracer's aggregates, the error tracer's recurring
+//! signatures) that the agent saves the same way (`crate::tracer_stats`).
 //!
 //! A saved state is handed to a detector built from the same configuration, which then reports
 //! its statistics exactly as the running agent would. State is read through
@@ -20,7 +22,8 @@ pub struct Args {
     /// The day of the daily statistics, YYYY-MM-DD (default: today, local time).
     #[arg(long, value_name = "YYYY-MM-DD")]
     day: Option<String>,
-    /// Print one JSON object: day, sshd (that day's statistics), detectors (by name).
+    /// Print one JSON object: day, sshd (that day's statistics), detectors (by name), tracers
+    /// (event aggregates, recurring errors).
     #[arg(long)]
     json: bool,
 }
@@ -104,14 +107,22 @@ pub fn run(args: &Args, config: &Config) -> anyhow::Result<ExitCode> {
         "failing_addresses": 0, "addresses_blocked": 0, "tries_exceeded": 0,
     });
     let sshd = sshd_day.flatten().unwrap_or(zero);
+    let tracers = match load_detector_state(&state_dir, crate::tracer_stats::NAME) {
+        Ok(it) => it.unwrap_or_else(|| json!({})),
+        Err(err) => {
+            eprintln!("warning: tracers: {err:#}");
+            problems += 1;
+            json!({})
+        }
+    };
     let mut out = std::io::stdout().lock();
     let res = if args.json {
-        let value = json!({ "day": day, "sshd": sshd, "detectors": stats });
+        let value = json!({ "day": day, "sshd": sshd, "detectors": stats, "tracers": tracers });
         serde_json::to_writer(&mut out, &value)
             .map_err(std::io::Error::from)
             .and_then(|()| writeln!(out))
     } else {
-        print_text(&mut out, &day, &sshd, &stats)
+        print_text(&mut out, &day, &sshd, &stats).and_then(|()| print_tracers(&mut out, &tracers))
     };
     match res {
         Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => {}
@@ -140,6 +151,36 @@ fn print_text(
     for (name, value) in stats {
         writeln!(out, "detector {name}")?;
         print_scalars(out, value, "  ")?;
+    }
+    Ok(())
+}
+
+/// The tracers' statistics: the event aggregates, then the recurring errors one per line.
+fn print_tracers(out: &mut impl Write, tracers: &Value) -> std::io::Result<()> {
+    let since = tracers.get("since").and_then(Value::as_str).unwrap_or("-");
+    if let Some(event) = tracers.get("event") {
+        writeln!(out, "tracer event (since {since})")?;
+        print_scalars(out, event, "  ")?;
+    }
+    let Some(error) = tracers.get("error") else { return Ok(()) };
+    writeln!(out, "tracer error (since {since})")?;
+    if let Some(categories) = error.get("by_category") {
+        writeln!(out, "  by_category")?;
+        print_scalars(out, categories, "    ")?;
+    }
+    writeln!(out, "  recurring")?;
+    for it in error.get("recurring").and_then(Value::as_array).into_iter().flatten() {
+        let text = |key: &str| it.get(key).and_then(Value::as_str).unwrap_or("-").to_owned();
+        writeln!(
+            out,
+            "    {:>6}x {:<12} {} {} (first {}, last {})",
+            it.get("count").and_then(Value::as_u64).unwrap_or(0),
+            text("category"),
+            text("signature"),
+            text("normalised").chars().take(80).collect::<String>(),
+            text("first_seen"),
+            text("last_seen"),
+        )?;
     }
     Ok(())
 }
