@@ -107,7 +107,7 @@ impl Detector for TracerStats {
     }
 
     fn save_state(&self) -> Option<Value> {
-        Some(Value::Object(self.snapshot()))
+        Some(Value::Object(self.snapshot().into_iter().collect()))
     }
 }
 
