@@ -1,8 +1,9 @@
 //! `vigil errors FILE…`: the error tracer over log files — error events by category with their
 //! severity and details, recurring signatures with counts, root-cause hints and suggestions.
 //!
-//! Multi-line Python tracebacks are joined into one event first (vigil-enrich's `Joiner`); the
-//! record's first line goes through the built-in parsers for its time, level and message.
+//! Multi-line Python tracebacks are joined into one event first (vigil-parse's `Joiner`,
+//! re-exported by vigil-enrich); the record's first line goes through the built-in parsers for
+//! its time, level and message.
 
 use std::{
     collections::BTreeMap,
