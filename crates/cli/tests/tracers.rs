@@ -1,6 +1,7 @@
 //! `vigil run` over a Django log with tracebacks, as a user runs it: each traceback is stored as
 //! one error event with the right category and exception type, and `vigil report` then shows
-//! the tracers' aggregates and recurring errors the agent saved.
+//! the tracers' aggregates and recurring errors the agent saved; an agent killed with SIGKILL at
+//! random moments while tracebacks are being written and joined stores every record once.
 
 mod common;
 
@@ -165,4 +166,104 @@ fn a_django_traceback_is_one_error_event_and_report_shows_the_tracers() {
     assert!(shown.contains("tracer event"), "{shown}");
     assert!(shown.contains("tracer error"), "{shown}");
     assert!(shown.contains("2x python_exception"), "{shown}");
+}
+
+/// A small deterministic generator: random moments and chunk sizes without a dependency.
+struct XorShift(u64);
+
+impl XorShift {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+/// Record `n` of the generated log: a request line, or (every third) a traceback naming `n`.
+fn record(n: u64) -> String {
+    if n % 3 == 2 {
+        traceback(0).replace("/orders/42", &format!("/orders/{n}"))
+    } else {
+        INFO.replace("GET /", &format!("GET /{n}"))
+    }
+}
+
+#[test]
+fn sigkill_while_tracebacks_are_held_loses_and_duplicates_no_record() {
+    use std::sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    std::fs::write(&log, "").unwrap();
+    let config = write_config(dir.path(), &log);
+    let mut toml = std::fs::read_to_string(&config).unwrap();
+    toml = toml.replace("multiline_timeout = \"300ms\"", "multiline_timeout = \"1s\"");
+    std::fs::write(&config, toml).unwrap();
+    let db = dir.path().join("state/vigil.db");
+
+    // A writer appends records in chunks that split lines and tracebacks anywhere.
+    let stop_writing = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (stop_writing, log) = (stop_writing.clone(), log.clone());
+        std::thread::spawn(move || {
+            let mut rng = XorShift(0x2545_f491_4f6c_dd1d ^ u64::from(std::process::id()));
+            let mut file = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+            let (mut text, mut written, mut n) = (String::new(), 0, 0);
+            while !stop_writing.load(Ordering::Relaxed) {
+                while text.len() < written + 400 {
+                    text.push_str(&record(n));
+                    n += 1;
+                }
+                let to = written + 1 + rng.below(300) as usize;
+                file.write_all(&text.as_bytes()[written..to]).unwrap();
+                written = to;
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            // Finish the record being written (whole records were queued): it ends the log.
+            let mut end = 0;
+            for it in 0..n {
+                end += record(it).len();
+                if end >= written {
+                    break;
+                }
+            }
+            file.write_all(&text.as_bytes()[written..end]).unwrap();
+            text.truncate(end);
+            text
+        })
+    };
+
+    let mut rng = XorShift(0x9e37_79b9_7f4a_7c15 ^ u64::from(std::process::id()));
+    for _ in 0..8 {
+        let mut child = spawn(&config);
+        std::thread::sleep(Duration::from_millis(150 + rng.below(600)));
+        let pid = rustix::process::Pid::from_child(&child);
+        rustix::process::kill_process(pid, rustix::process::Signal::KILL).unwrap();
+        child.wait().unwrap();
+    }
+    stop_writing.store(true, Ordering::Relaxed);
+    let text = writer.join().unwrap();
+    let mut joiner = vigil_enrich::error::Joiner::default();
+    let mut expected: Vec<String> = text.lines().filter_map(|it| joiner.push(it)).collect();
+    expected.extend(joiner.finish());
+
+    // A last run catches up; the last record is sent once the timeout passed.
+    let child = spawn(&config);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while log_rows(&db).len() < expected.len() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    stop(child);
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let mut stmt =
+        conn.prepare("SELECT raw FROM events WHERE kind = 'log' ORDER BY line_offset").unwrap();
+    let stored: Vec<String> =
+        stmt.query_map([], |row| row.get(0)).unwrap().collect::<Result<_, _>>().unwrap();
+    eprintln!("{} records written over 8 killed runs", expected.len());
+    assert!(expected.len() > 20, "the writer wrote records: {}", expected.len());
+    assert_eq!(stored.len(), expected.len(), "every record stored once");
+    assert_eq!(stored, expected, "each record whole, in order");
 }
