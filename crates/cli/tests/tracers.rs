@@ -166,6 +166,24 @@ fn a_django_traceback_is_one_error_event_and_report_shows_the_tracers() {
     assert!(shown.contains("tracer event"), "{shown}");
     assert!(shown.contains("tracer error"), "{shown}");
     assert!(shown.contains("2x python_exception"), "{shown}");
+
+    // A second run adds to what the first one saved.
+    let child = spawn(&config);
+    let mut file = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    file.write_all(format!("{}{INFO}", traceback(3)).as_bytes()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while log_rows(&db).len() < 7 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    stop(child);
+    let out = vigil(&["--config", config.to_str().unwrap(), "report", "--json"]).output().unwrap();
+    let again: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(again["tracers"]["since"], report["tracers"]["since"]);
+    assert_eq!(again["tracers"]["event"]["events"], 7, "{again}");
+    let recurring = &again["tracers"]["error"]["recurring"];
+    assert_eq!(recurring[0]["count"], 3, "{again}");
+    assert_eq!(recurring[0]["first_seen"], "2026-11-23T10:00:01Z");
+    assert_eq!(recurring[0]["last_seen"], "2026-11-23T10:00:03Z");
 }
 
 /// A small deterministic generator: random moments and chunk sizes without a dependency.
