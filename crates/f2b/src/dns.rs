@@ -275,6 +275,37 @@ pub(crate) fn normal(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// `str(IPAddr(ip, cidr))` for an address captured by `<HOST>`/`<ADDR>`/`<SUBNET>` (`ip4` or
+/// `ip6` group, `cidr` group if any): a valid address in its normal text form (IPv6 lower-case
+/// and compressed, an IPv4-mapped one as IPv4), a subnet as its network `addr/len`; anything
+/// that does not parse is kept as captured, as fail2ban keeps it.
+pub(crate) fn addr_id(ip: &str, cidr: Option<&str>, v6: bool) -> String {
+    let Some(cidr) = cidr.filter(|c| !c.is_empty()) else {
+        let parsed: Option<IpAddr> = if v6 {
+            ip.parse::<std::net::Ipv6Addr>().ok().map(|a| normal(a.into()))
+        } else {
+            ip.parse::<std::net::Ipv4Addr>().ok().map(IpAddr::from)
+        };
+        return parsed.map_or_else(|| ip.to_owned(), |a| a.to_string());
+    };
+    // `\d+`: a length beyond any family's leaves the address whole, like Python's big ints.
+    let len = cidr.parse::<u32>().unwrap_or(u32::MAX);
+    match ip.parse::<IpAddr>() {
+        Ok(IpAddr::V4(a)) => {
+            let bits = u32::from(a) & u32::MAX.checked_shl(32u32.saturating_sub(len)).unwrap_or(0);
+            let net = std::net::Ipv4Addr::from(bits);
+            if len > 0 && len < 32 { format!("{net}/{len}") } else { net.to_string() }
+        }
+        Ok(IpAddr::V6(a)) => {
+            let bits =
+                u128::from(a) & u128::MAX.checked_shl(128u32.saturating_sub(len)).unwrap_or(0);
+            let net = std::net::Ipv6Addr::from(bits);
+            if len > 0 && len < 128 { format!("{net}/{len}") } else { net.to_string() }
+        }
+        Err(_) => ip.to_owned(),
+    }
+}
+
 /// `DNSUtils.textToIp`: the addresses a matched host name stands for under `mode`.
 pub(crate) fn text_to_ips(text: &str, mode: UseDns, resolver: Option<&Resolver>) -> Vec<IpAddr> {
     if let Some(ip) = plain_ip(text) {
@@ -388,6 +419,21 @@ mod tests {
             assert!(r.resolve(bad).is_empty(), "{bad:?}");
         }
         assert_eq!(calls.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn addresses_become_ids_like_fail2ban_ipaddr() {
+        // fail2ban-regex testRegexSubnet: `192.0.2.0/24`, `2001:db8:ff:f0::/60`.
+        assert_eq!(addr_id("192.0.2.1", Some("24"), false), "192.0.2.0/24");
+        assert_eq!(addr_id("2001:DB8:FF:FF::1", Some("60"), true), "2001:db8:ff:f0::/60");
+        assert_eq!(addr_id("2001:DB8:FF:FF::1", None, true), "2001:db8:ff:ff::1");
+        assert_eq!(addr_id("192.0.2.1", Some("32"), false), "192.0.2.1");
+        assert_eq!(addr_id("192.0.2.1", Some("0"), false), "0.0.0.0");
+        assert_eq!(addr_id("192.0.2.1", Some("99999999999"), false), "192.0.2.1");
+        assert_eq!(addr_id("::ffff:192.0.2.1", None, true), "192.0.2.1");
+        // Not an address for inet_pton: kept as captured.
+        assert_eq!(addr_id("192.0.2.001", None, false), "192.0.2.001");
+        assert_eq!(addr_id("999.0.2.1", Some("8"), false), "999.0.2.1");
     }
 
     #[test]

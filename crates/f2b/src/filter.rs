@@ -769,11 +769,17 @@ impl Filter {
             Some(id) => Holder::Shared(self.merge_failure(id, fail)),
             None => Holder::Own(Box::new(fail)),
         };
-        let (fid, ip, from_dns) = holder.with(|f| {
+        let (fid, ip, from_dns, addr_id) = holder.with(|f| {
             let fid = f.get("fid").map(str::to_owned);
             let addr = f.get("ip4").or_else(|| f.get("ip6"));
             let ip = addr.or_else(|| f.get("dns")).map(str::to_owned);
-            (fid, ip, addr.is_none() && f.get("dns").is_some())
+            // An address is the ID in fail2ban's normal form (`IPAddr(ip, cidr)`).
+            let addr_id = match (f.get("ip4"), f.get("ip6")) {
+                (Some(v4), _) => Some(crate::dns::addr_id(v4, f.get("cidr"), false)),
+                (None, Some(v6)) => Some(crate::dns::addr_id(v6, f.get("cidr"), true)),
+                _ => None,
+            };
+            (fid, ip, addr.is_none() && f.get("dns").is_some(), addr_id)
         });
         // A host name is reported as it is with `usedns = raw`, otherwise as the addresses it
         // stands for (none with `usedns = no`: then there is no failure).
@@ -800,7 +806,7 @@ impl Filter {
             }
             Some(ip) => Some(match fid {
                 Some(fid) if fid != ip => fid,
-                _ => ip,
+                _ => addr_id.unwrap_or(ip),
             }),
         };
         if result.matched {

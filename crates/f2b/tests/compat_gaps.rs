@@ -215,3 +215,28 @@ fn logtimezone_reads_zone_less_timestamps_and_leaves_explicit_zones_alone() {
     assert_eq!(r.time, Some(1_124_010_000.0 + 3600.0));
     assert!(f.set_log_timezone("Mars/Olympus").is_err());
 }
+
+#[test]
+fn subnets_and_addresses_are_reported_in_fail2bans_normal_form() {
+    // fail2banregextestcase.py, testRegexSubnet.
+    let mut f = filter(r"^<SUBNET> FAIL\b", Some(r"^\[{LEPOCH}\]\s+"), None);
+    let ids: Vec<Option<String>> = [
+        "[1516469849] 192.0.2.1 FAIL: failure",
+        "[1516469849] 192.0.2.1/24 FAIL: failure",
+        "[1516469849] 2001:DB8:FF:FF::1 FAIL: failure",
+        "[1516469849] 2001:DB8:FF:FF::1/60 FAIL: failure",
+    ]
+    .iter()
+    .map(|l| host(&mut f, l))
+    .collect();
+    assert_eq!(
+        ids,
+        [
+            Some("192.0.2.1"),
+            Some("192.0.2.0/24"),
+            Some("2001:db8:ff:ff::1"),
+            Some("2001:db8:ff:f0::/60")
+        ]
+        .map(|s| s.map(str::to_owned))
+    );
+}
