@@ -281,12 +281,14 @@ pub(crate) fn normal(ip: IpAddr) -> IpAddr {
 /// that does not parse is kept as captured, as fail2ban keeps it.
 pub(crate) fn addr_id(ip: &str, cidr: Option<&str>, v6: bool) -> String {
     let Some(cidr) = cidr.filter(|c| !c.is_empty()) else {
-        let parsed: Option<IpAddr> = if v6 {
-            ip.parse::<std::net::Ipv6Addr>().ok().map(|a| normal(a.into()))
-        } else {
-            ip.parse::<std::net::Ipv4Addr>().ok().map(IpAddr::from)
-        };
-        return parsed.map_or_else(|| ip.to_owned(), |a| a.to_string());
+        // A valid IPv4 address is already in its normal form (`inet_pton` and Rust refuse
+        // leading zeros alike), an invalid one is kept: either way the text as captured.
+        if !v6 {
+            return ip.to_owned();
+        }
+        return ip
+            .parse::<std::net::Ipv6Addr>()
+            .map_or_else(|_| ip.to_owned(), |a| normal(a.into()).to_string());
     };
     // `\d+`: a length beyond any family's leaves the address whole, like Python's big ints.
     let len = cidr.parse::<u32>().unwrap_or(u32::MAX);
