@@ -241,13 +241,12 @@ fn render(
            without a zone are read at that offset instead of `--tz`, which still dates \"now\" and \
            the output. As in fail2ban 1.0.2 it is not a filter setting: \
            `name.conf[logtimezone=…]` is accepted and has no effect.\n\
-         - Inline flags: `(?a)` (ASCII `\\w`, `\\d`, `\\s`, `\\b` and their negations) and `(?x)` \
-           (verbose) are implemented by the translation, scoped `(?a:…)` too; `(?L)` is refused as \
-           Python refuses it for text patterns; global flags after the start of a pattern are \
-           refused as Python 3.11 (Debian 12's fail2ban 1.0.2) refuses them, after fail2ban's own \
-           rewrite of `((?i)…)` and `(?:(?i)…)` into `(?i:…)`. Remaining: with `(?ai)` the Rust \
-           engine still folds non-ASCII letters (`k` also matches U+212A) where Python folds \
-           ASCII only; without `(?a)`, `\\w` is Unicode's word class in Rust (letters, marks, \
+         - Inline flags: `(?a)` (ASCII `\\w`, `\\d`, `\\s`, `\\b` and their negations, and with \
+           `i` ASCII-only case folding) and `(?x)` (verbose) are implemented by the translation, \
+           scoped `(?a:…)` too; `(?L)` is refused as Python refuses it for text patterns; global \
+           flags after the start of a pattern are refused as Python 3.11 (Debian 12's fail2ban \
+           1.0.2) refuses them, after fail2ban's own rewrite of `((?i)…)` and `(?:(?i)…)` into \
+           `(?i:…)`. Remaining: without `(?a)`, `\\w` is Unicode's word class in Rust (letters, marks, \
            decimal digits, connector punctuation) and `str.isalnum` plus `_` in Python (letters \
            and every numeric): they differ on combining marks, digits such as `²` and \
            connectors such as `‿`; `\\s` differs on U+001C–U+001F, spaces for Python only.\n\

@@ -83,7 +83,7 @@ enum Open {
     /// No group (a comment, or a dropped look-around).
     None,
     /// Inline flags: scoped `(?flags:…)` (a group was opened) or global `(?flags)`.
-    Flags { scoped: bool, ascii: Option<bool>, verbose: Option<bool> },
+    Flags { scoped: bool, ascii: Option<bool>, verbose: Option<bool>, icase: Option<bool> },
 }
 
 /// The Python flags the translation itself implements (the others are the Rust engine's).
@@ -93,12 +93,22 @@ struct PyFlags {
     ascii: bool,
     /// `re.VERBOSE` (`x`): whitespace outside classes and `#` comments are dropped.
     verbose: bool,
+    /// `re.IGNORECASE` (`i`, also passed to the engine): with `ascii`, only ASCII letters fold.
+    icase: bool,
 }
 
 impl PyFlags {
-    fn apply(&mut self, ascii: Option<bool>, verbose: Option<bool>) {
+    /// ASCII-only case folding (`(?ai)`), which the translation writes out.
+    fn ascii_icase(self) -> bool {
+        self.ascii && self.icase
+    }
+
+    fn apply(&mut self, ascii: Option<bool>, verbose: Option<bool>, icase: Option<bool>) {
         if let Some(a) = ascii {
             self.ascii = a;
+        }
+        if let Some(i) = icase {
+            self.icase = i;
         }
         if let Some(v) = verbose {
             self.verbose = v;
@@ -155,7 +165,12 @@ fn translate_inner(
         let was_start = std::mem::replace(&mut at_start, false);
         match c {
             '\\' => {
-                let (text, backref, consumed) = escape(&chars, i, false, flags.ascii)?;
+                let (mut text, backref, consumed) = escape(&chars, i, false, flags.ascii)?;
+                if flags.ascii_icase()
+                    && let Some(folded) = escape_code(&chars, i, false).and_then(ascii_fold)
+                {
+                    text = folded;
+                }
                 if backref {
                     fancy.add("back-reference");
                 }
@@ -170,7 +185,7 @@ fn translate_inner(
                 repeatable = true;
             }
             '[' => {
-                let consumed = class(&chars, i, &mut out, flags.ascii)?;
+                let consumed = class(&chars, i, &mut out, flags)?;
                 i += consumed;
                 repeatable = true;
             }
@@ -194,7 +209,7 @@ fn translate_inner(
                             chars.get(i - consumed + 2) == Some(&'#')
                         };
                     }
-                    Open::Flags { scoped, ascii, verbose } if scoped || local.is_some() => {
+                    Open::Flags { scoped, ascii, verbose, icase } if scoped || local.is_some() => {
                         if !scoped {
                             // `(?flags)` of `((?flags)…)`: its group becomes `(?flags:…)`.
                             let text = out.split_off(before);
@@ -203,15 +218,15 @@ fn translate_inner(
                         }
                         stack.push((false, false));
                         saved.push(flags);
-                        flags.apply(ascii, verbose);
+                        flags.apply(ascii, verbose, icase);
                         repeatable = false;
                     }
-                    Open::Flags { ascii, verbose, .. } => {
+                    Open::Flags { ascii, verbose, icase, .. } => {
                         if !was_start {
                             return Err("global flags not at the start of the expression".into());
                         }
                         at_start = true;
-                        flags.apply(ascii, verbose);
+                        flags.apply(ascii, verbose, icase);
                     }
                 }
             }
@@ -280,7 +295,10 @@ fn translate_inner(
                 repeatable = true;
             }
             _ => {
-                out.push(c);
+                match ascii_fold(c).filter(|_| flags.ascii_icase()) {
+                    Some(folded) => out.push_str(&folded),
+                    None => out.push(c),
+                }
                 i += 1;
                 repeatable = true;
             }
@@ -425,15 +443,40 @@ fn escape(
 }
 
 /// Copies a character class starting at `chars[start] == '['`; returns the chars consumed.
-fn class(chars: &[char], start: usize, out: &mut String, ascii: bool) -> Result<usize, String> {
+fn class(chars: &[char], start: usize, out: &mut String, flags: PyFlags) -> Result<usize, String> {
+    let ascii = flags.ascii;
+    let at = out.len();
     let mut i = start + 1;
     out.push('[');
     if chars.get(i) == Some(&'^') {
         out.push('^');
         i += 1;
     }
+    // The class's single characters and ranges, for ASCII case folding (`(?ai)`).
+    let mut items: Vec<(u32, u32)> = Vec::new();
+    let mut last: Option<u32> = None;
+    let mut range = false;
+    let mut item = |code: Option<u32>, range: &mut bool, last: &mut Option<u32>| match code {
+        Some(hi) if *range && last.is_some() => {
+            if let Some(it) = items.last_mut() {
+                it.1 = hi;
+            }
+            *range = false;
+            *last = None;
+        }
+        Some(code) => {
+            items.push((code, code));
+            *last = Some(code);
+            *range = false;
+        }
+        None => {
+            *last = None;
+            *range = false;
+        }
+    };
     if chars.get(i) == Some(&']') {
         out.push_str("\\]");
+        item(Some(']' as u32), &mut range, &mut last);
         i += 1;
     }
     let mut prev_dash = false;
@@ -441,11 +484,22 @@ fn class(chars: &[char], start: usize, out: &mut String, ascii: bool) -> Result<
         let c = chars[i];
         match c {
             ']' => {
-                out.push(']');
+                if flags.ascii_icase() {
+                    // Python folds ASCII letters only: add the other case of every letter in
+                    // the set and stop the engine's (Unicode) folding for the class.
+                    for (lo, hi) in items.iter().flat_map(|&(lo, hi)| other_case(lo, hi)) {
+                        out.push_str(&format!("\\x{{{lo:X}}}-\\x{{{hi:X}}}"));
+                    }
+                    out.insert_str(at, "(?-i:");
+                    out.push_str("])");
+                } else {
+                    out.push(']');
+                }
                 return Ok(i + 1 - start);
             }
             '\\' => {
                 let (text, _, consumed) = escape(chars, i, true, ascii)?;
+                item(escape_code(chars, i, true).map(u32::from), &mut range, &mut last);
                 out.push_str(&text);
                 i += consumed;
                 prev_dash = false;
@@ -459,10 +513,66 @@ fn class(chars: &[char], start: usize, out: &mut String, ascii: bool) -> Result<
             '-' if chars.get(i + 1) == Some(&']') => out.push_str("\\-"),
             _ => out.push(c),
         }
+        if c == '-' && last.is_some() && !range && chars.get(i + 1) != Some(&']') {
+            range = true;
+        } else {
+            item(Some(c as u32), &mut range, &mut last);
+        }
         prev_dash = c == '-';
         i += 1;
     }
     Err("unterminated character set".into())
+}
+
+/// The code point an escape at `chars[i] == '\\'` stands for, if it is a single character.
+fn escape_code(chars: &[char], i: usize, in_class: bool) -> Option<char> {
+    let c = *chars.get(i + 1)?;
+    let code = |n: usize| hex(chars, i + 2, n).ok().and_then(char::from_u32);
+    match c {
+        'x' => code(2),
+        'u' => code(4),
+        'U' => code(8),
+        '0' => {
+            let digits: String =
+                chars[i + 1..].iter().take(3).take_while(|d| ('0'..='7').contains(d)).collect();
+            u32::from_str_radix(&digits, 8).ok().and_then(char::from_u32)
+        }
+        '1'..='7' if in_class => {
+            let digits: String =
+                chars[i + 1..].iter().take(3).take_while(|d| ('0'..='7').contains(d)).collect();
+            u32::from_str_radix(&digits, 8).ok().and_then(char::from_u32)
+        }
+        'n' => Some('\n'),
+        't' => Some('\t'),
+        'r' => Some('\r'),
+        'f' => Some('\x0c'),
+        'v' => Some('\x0b'),
+        'a' => Some('\x07'),
+        'b' if in_class => Some('\x08'),
+        c if !c.is_ascii_alphanumeric() => Some(c),
+        _ => None,
+    }
+}
+
+/// How a literal character is written under `(?ai)` when the engine's Unicode folding would
+/// differ from Python's ASCII folding: `k` and `s` without their non-ASCII partners (U+212A,
+/// U+017F), a non-ASCII character without any folding. `None`: as it is.
+fn ascii_fold(c: char) -> Option<String> {
+    match c {
+        'k' | 'K' => Some("(?-i:[kK])".into()),
+        's' | 'S' => Some("(?-i:[sS])".into()),
+        c if !c.is_ascii() => Some(format!("(?-i:\\x{{{:X}}})", u32::from(c))),
+        _ => None,
+    }
+}
+
+/// The other-case ranges of the ASCII letters in `lo..=hi`.
+fn other_case(lo: u32, hi: u32) -> impl Iterator<Item = (u32, u32)> {
+    let part = |a: u32, z: u32, shift: i64| {
+        let (l, h) = (lo.max(a), hi.min(z));
+        (l <= h).then(|| ((i64::from(l) + shift) as u32, (i64::from(h) + shift) as u32))
+    };
+    [part(0x61, 0x7A, -32), part(0x41, 0x5A, 32)].into_iter().flatten()
 }
 
 /// Translates a group opening at `chars[i] == '('`; returns the chars consumed.
@@ -552,7 +662,7 @@ fn group_open(
     let mut on = String::new();
     let mut off = String::new();
     let mut negative = false;
-    let (mut ascii, mut verbose) = (None, None);
+    let (mut ascii, mut verbose, mut icase) = (None, None, None);
     let mut charset = 0;
     while let Some(&c) = chars.get(j) {
         match c {
@@ -561,6 +671,9 @@ fn group_open(
                     off.push(c);
                 } else {
                     on.push(c);
+                }
+                if c == 'i' {
+                    icase = Some(!negative);
                 }
             }
             'x' => verbose = Some(!negative),
@@ -597,7 +710,7 @@ fn group_open(
     } else if !flags.is_empty() {
         out.push_str(&format!("(?{flags})"));
     }
-    Ok((j + 1 - i, Open::Flags { scoped, ascii, verbose }))
+    Ok((j + 1 - i, Open::Flags { scoped, ascii, verbose, icase }))
 }
 
 /// The index just after the `)` closing the group that opens at `chars[i]`.
@@ -910,6 +1023,30 @@ mod flag_tests {
         let text = "héllo wörld!";
         let (s, e) = rx.search(text).unwrap().get(0).unwrap();
         assert_eq!(&text[s..e], "rld");
+    }
+
+    #[test]
+    fn ascii_case_folding_matches_like_python() {
+        for (pattern, text, python) in [
+            ("(?ai)é", "É", None),
+            ("(?ai)k", "K", Some("K")),
+            ("(?ai)k", "\u{212a}", None),
+            ("(?i)k", "\u{212a}", Some("\u{212a}")),
+            ("(?ai)[a-z]+", "AbZ\u{212a}", Some("AbZ")),
+            ("(?ai)[^a-z]+", "1A\u{212a}2", Some("1")),
+            ("(?ai)[k-m]", "\u{212a}", None),
+            ("(?ai)\\x6b", "K", Some("K")),
+            ("(?ai)[é]", "É", None),
+            ("(?ai)[^é]", "É", Some("É")),
+            ("(?ai)s", "\u{17f}", None),
+            ("(?i)s", "\u{17f}", Some("\u{17f}")),
+            ("(?ai)[S]", "s", Some("s")),
+            ("(?ai)[\\w]", "\u{212a}", None),
+            ("(?a)(?i:k)K", "kK", Some("kK")),
+            ("(?ai)x(?-i:k)", "Xk", Some("Xk")),
+        ] {
+            assert_eq!(found(pattern, text).as_deref(), python, "{pattern} on {text:?}");
+        }
     }
 
     #[test]
