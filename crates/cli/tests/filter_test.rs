@@ -249,7 +249,8 @@ fn render(
            `(?i:…)`. Remaining: without `(?a)`, `\\w` is Unicode's word class in Rust (letters, marks, \
            decimal digits, connector punctuation) and `str.isalnum` plus `_` in Python (letters \
            and every numeric): they differ on combining marks, digits such as `²` and \
-           connectors such as `‿`; `\\s` differs on U+001C–U+001F, spaces for Python only.\n\
+           connectors such as `‿`, and so does `\\b`. `\\s` is written with Python's extra \
+           U+001C–U+001F.\n\
          - A tuple failure ID (`<F-TUPLE_…>` groups) is printed as Python prints the tuple, \
            `('192.0.2.1', 'left')`; the escapes of unprintable characters follow `str.isprintable` \
            for controls, separators and the common format characters.\n\

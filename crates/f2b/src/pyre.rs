@@ -428,6 +428,10 @@ fn escape(
             (text, false, 2)
         }
         'b' | 'B' if ascii && !in_class => (format!("(?-u:\\{c})"), false, 2),
+        // Python's `\s` also counts U+001C–U+001F (`str.isspace`), Rust's (`White_Space`) not.
+        's' if in_class => ("\\s\\x1C-\\x1F".into(), false, 2),
+        's' => ("[\\s\\x1C-\\x1F]".into(), false, 2),
+        'S' => ("[^\\s\\x1C-\\x1F]".into(), false, 2),
         'A' | 'B' if !in_class => (format!("\\{c}"), false, 2),
         'b' => (if in_class { "\\x08".into() } else { "\\b".into() }, false, 2),
         'd' | 'D' | 'w' | 'W' | 's' | 'S' | 'n' | 't' | 'r' | 'f' | 'v' | 'a' => {
@@ -1010,6 +1014,10 @@ mod flag_tests {
             (r"((?a)\w+)\w*", "éabé", Some("abé")),
             (r"(?:(?a)\w+|é)", "éab", Some("é")),
             (r"(?a)\w+(?u:\w+)", "abéc", Some("abéc")),
+            ("\\s+", "a\u{1c}\u{1f} b", Some("\u{1c}\u{1f} ")),
+            ("[\\s]+", "a\u{1c}\u{1f} b", Some("\u{1c}\u{1f} ")),
+            ("\\S+", "\u{1d}ab\u{2003}", Some("ab")),
+            ("(?a)\\s+", "a\u{1c} \u{a0}b", Some(" ")),
         ] {
             assert_eq!(found(pattern, text).as_deref(), python, "{pattern} on {text:?}");
         }
