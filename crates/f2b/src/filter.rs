@@ -400,28 +400,28 @@ impl Filter {
             }
         };
         let host_dns = usedns != UseDns::No;
+        let compile = |src: &str, multiline| F2bRegex::with_dns(src, multiline, host_dns);
         let mut note_fancy = |option, index, rx: &Rx| {
             if !rx.fancy_features().is_empty() {
                 fancy.push(FancyUse { option, index, features: rx.fancy_features().to_vec() });
             }
         };
-        let prefregex =
-            def.prefregex.as_deref().and_then(|p| match F2bRegex::with_dns(p, false, host_dns) {
-                Ok(r) => {
-                    note_fancy("prefregex", 0, &r.rx);
-                    Some(r)
-                }
-                Err(message) => {
-                    problems.push(Problem { option: "prefregex", index: 0, message });
-                    None
-                }
-            });
+        let prefregex = def.prefregex.as_deref().and_then(|p| match compile(p, false) {
+            Ok(r) => {
+                note_fancy("prefregex", 0, &r.rx);
+                Some(r)
+            }
+            Err(message) => {
+                problems.push(Problem { option: "prefregex", index: 0, message });
+                None
+            }
+        });
         const ID_GROUPS: [&str; 5] = ["fid", "ip4", "ip6", "dns", "mlfid"];
         let pref_has_id =
             prefregex.as_ref().is_some_and(|p| ID_GROUPS.iter().any(|g| p.rx.has_group(g)));
         let mut failregex = Vec::new();
         for (i, src) in def.failregex.iter().enumerate() {
-            match F2bRegex::with_dns(src, multiline, host_dns) {
+            match compile(src, multiline) {
                 Ok(r) if pref_has_id || ID_GROUPS.iter().any(|g| r.rx.has_group(g)) => {
                     note_fancy("failregex", i + 1, &r.rx);
                     failregex.push(r);
@@ -438,7 +438,7 @@ impl Filter {
         }
         let mut ignoreregex = Vec::new();
         for (i, src) in def.ignoreregex.iter().enumerate() {
-            match F2bRegex::with_dns(src, multiline, host_dns) {
+            match compile(src, multiline) {
                 Ok(r) => {
                     note_fancy("ignoreregex", i + 1, &r.rx);
                     ignoreregex.push(r);

@@ -434,9 +434,7 @@ fn escape(
         'S' => ("[^\\s\\x1C-\\x1F]".into(), false, 2),
         'A' | 'B' if !in_class => (format!("\\{c}"), false, 2),
         'b' => (if in_class { "\\x08".into() } else { "\\b".into() }, false, 2),
-        'd' | 'D' | 'w' | 'W' | 'n' | 't' | 'r' | 'f' | 'v' | 'a' => {
-            (format!("\\{c}"), false, 2)
-        }
+        'd' | 'D' | 'w' | 'W' | 'n' | 't' | 'r' | 'f' | 'v' | 'a' => (format!("\\{c}"), false, 2),
         'x' => (code(hex(chars, i + 2, 2)?)?, false, 4),
         'u' => (code(hex(chars, i + 2, 4)?)?, false, 6),
         'U' => (code(hex(chars, i + 2, 8)?)?, false, 10),
