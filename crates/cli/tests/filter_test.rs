@@ -224,13 +224,41 @@ fn render(
     }
     s.push_str(
         "\n## Known differences\n\n\
-         - `usedns` is ignored: `<HOST>` always accepts host names and the failure ID is the raw \
-           captured text (fail2ban's test mode, `returnRawHost`); no DNS lookups.\n\
+         - `usedns` follows fail2ban's modes: `yes` and `warn` resolve a host name matched by \
+           `<HOST>` or `<DNS>` (one failure per address; `warn` also warns), `no` writes `<HOST>` \
+           as `<ADDR>` and drops names, `raw` reports names as captured. It is read from the \
+           filter (`[Definition]` or `name.conf[usedns=…]`, as fail2ban's server does; \
+           fail2ban-regex ignores it there) and `vigil filter-test --usedns` overrides it like a \
+           jail's setting. Vigil's default is `raw`, where fail2ban's jail default is `warn`: \
+           without a setting no name is ever looked up (what fail2ban's sample tests and \
+           `fail2ban-regex --raw` do, and what the scores above use). Lookups use the system \
+           resolver with a 3 s timeout, at most 4 at once, and keep up to 1,000 answers for 5 \
+           minutes (fail2ban's cache size and lifetime); only names of ASCII letters, digits, \
+           `-`, `_` and `.` are looked up.\n\
+         - `logtimezone` (fail2ban's jail option, fail2ban-regex's `--timezone`) is \
+           `vigil filter-test --logtimezone ZONE` with fail2ban's syntax (`UTC`, `UTC+0200`, \
+           `GMT-04`, `-04:00`, zone abbreviations of its table; fixed offsets only): timestamps \
+           without a zone are read at that offset instead of `--tz`, which still dates \"now\" and \
+           the output. As in fail2ban 1.0.2 it is not a filter setting: \
+           `name.conf[logtimezone=…]` is accepted and has no effect.\n\
+         - Inline flags: `(?a)` (ASCII `\\w`, `\\d`, `\\s`, `\\b` and their negations, and with \
+           `i` ASCII-only case folding) and `(?x)` (verbose) are implemented by the translation, \
+           scoped `(?a:…)` too; `(?L)` is refused as Python refuses it for text patterns; global \
+           flags after the start of a pattern are refused as Python 3.11 (Debian 12's fail2ban \
+           1.0.2) refuses them, after fail2ban's own rewrite of `((?i)…)` and `(?:(?i)…)` into \
+           `(?i:…)`. Remaining: without `(?a)`, `\\w` is Unicode's word class in Rust (letters, marks, \
+           decimal digits, connector punctuation) and `str.isalnum` plus `_` in Python (letters \
+           and every numeric): they differ on combining marks, digits such as `²` and \
+           connectors such as `‿`, and so does `\\b`. `\\s` is written with Python's extra \
+           U+001C–U+001F.\n\
+         - A tuple failure ID (`<F-TUPLE_…>` groups) is printed as Python prints the tuple, \
+           `('192.0.2.1', 'left')`; the escapes of unprintable characters follow `str.isprintable` \
+           for controls, separators and the common format characters.\n\
          - The date detector keeps fail2ban's template order, line-start preference and template \
            promotion, but searches a whole line where fail2ban narrows a repeated template's \
            search to the previous match position.\n\
          - Zone abbreviations in `%Z`/`%z` use fail2ban's fixed table; zone-less timestamps use \
-           `--tz` (an IANA zone, with daylight saving time).\n",
+           `--logtimezone` when given, else `--tz` (an IANA zone, with daylight saving time).\n",
     );
     s
 }

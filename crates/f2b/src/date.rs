@@ -601,6 +601,8 @@ pub struct DateDetector {
     last_idx: usize,
     first_unused: usize,
     tick: f64,
+    /// `logtimezone`: minutes east of UTC of timestamps without a zone (`None`: the clock's).
+    default_offset: Option<i64>,
 }
 
 impl DateDetector {
@@ -675,6 +677,7 @@ impl DateDetector {
             last_idx: usize::MAX,
             first_unused: 0,
             tick: 1_000_000.0,
+            default_offset: None,
         })
     }
 
@@ -750,6 +753,7 @@ impl DateDetector {
         clock: &Clock,
     ) -> Option<f64> {
         let slot = &self.slots[i];
+        let tz = self.default_offset;
         let memo = self.memo.as_mut().filter(|memo| {
             memo.id == slot.id
                 && m.get(0)
@@ -760,13 +764,19 @@ impl DateDetector {
             Some(memo) => match memo.time {
                 Some((k, t)) if k == clock_key => t,
                 _ => {
-                    let t = template_time(&slot.t, m, line, clock);
+                    let t = template_time(&slot.t, m, line, clock, tz);
                     memo.time = Some((clock_key, t));
                     t
                 }
             },
-            None => template_time(&slot.t, m, line, clock),
+            None => template_time(&slot.t, m, line, clock, tz),
         }
+    }
+
+    /// Reads timestamps without a zone at `minutes` east of UTC (fail2ban's `default_tz`).
+    pub(crate) fn set_default_offset(&mut self, minutes: Option<i64>) {
+        self.default_offset = minutes;
+        self.memo = None;
     }
 
     /// `matchTime` + `getTime`: finds the timestamp in `line`.
@@ -926,7 +936,13 @@ fn char_at(line: &str, pos: usize) -> Option<char> {
     line.get(pos..).and_then(|s| s.chars().next())
 }
 
-fn template_time(t: &Template, m: &crate::pyre::Spans, line: &str, clock: &Clock) -> Option<f64> {
+fn template_time(
+    t: &Template,
+    m: &crate::pyre::Spans,
+    line: &str,
+    clock: &Clock,
+    tz: Option<i64>,
+) -> Option<f64> {
     let text = |i: usize| m.get(i).map(|(s, e)| &line[s..e]);
     match t.kind {
         Kind::Epoch { long, group } => {
@@ -953,9 +969,9 @@ fn template_time(t: &Template, m: &crate::pyre::Spans, line: &str, clock: &Clock
             }
             let rest: Vec<(&str, &str)> = fields.collect();
             if rest.is_empty() {
-                strptime(&few[..n], clock)
+                strptime(&few[..n], clock, tz)
             } else {
-                strptime(&[&few[..n], &rest[..]].concat(), clock)
+                strptime(&[&few[..n], &rest[..]].concat(), clock, tz)
             }
         }
     }
@@ -1012,6 +1028,15 @@ fn tz_abbr_offset(abbr: &str) -> Option<i64> {
         .map(|(h, _)| (h * 60.0) as i64)
 }
 
+/// fail2ban's `validateTimeZone` for `logtimezone`: `UTC`, `UTC+0200`, `GMT-4`… → minutes east
+/// of UTC. fail2ban accepts an optional known abbreviation followed by an optional offset
+/// `[+-]HH`, `[+-]HHMM` or `[+-]HH:MM` (`HH` from 00 to 19), and only fixed offsets.
+pub fn parse_log_timezone(tz: &str) -> Result<i64, String> {
+    // `re.match(...$)` also accepts one final newline.
+    let z = tz.strip_suffix('\n').unwrap_or(tz);
+    zone_offset(z).ok_or_else(|| format!("unknown or unsupported time zone: {tz:?}"))
+}
+
 /// `validateTimeZone` + `zone2offset`: `CET+0100`, `-04:00`, `UTC`, … → minutes.
 fn zone_offset(z: &str) -> Option<i64> {
     let abbr_len = z.len() - z.trim_start_matches(|c: char| c.is_ascii_uppercase()).len();
@@ -1033,6 +1058,11 @@ fn zone_offset(z: &str) -> Option<i64> {
         return None;
     }
     let rest = &off[3..];
+    if !off[1..3].bytes().all(|b| b.is_ascii_digit())
+        || !rest.bytes().enumerate().all(|(i, b)| b.is_ascii_digit() || i == 0 && b == b':')
+    {
+        return None;
+    }
     let mm: i64 = match rest.len() {
         0 => return Some(base + sign * hh * 60),
         2 => rest.parse().ok()?,
@@ -1101,7 +1131,7 @@ fn local_to_epoch_cached(zone: Tz, date: NaiveDateTime) -> i64 {
 }
 
 /// fail2ban's `reGroupDictStrptime`.
-fn strptime(fields: &[(&str, &str)], clock: &Clock) -> Option<f64> {
+fn strptime(fields: &[(&str, &str)], clock: &Clock, default_tz: Option<i64>) -> Option<f64> {
     let mut year: Option<i32> = None;
     let mut month: Option<u32> = None;
     let mut day: Option<u32> = None;
@@ -1145,6 +1175,7 @@ fn strptime(fields: &[(&str, &str)], clock: &Clock) -> Option<f64> {
             _ => {}
         }
     }
+    let tzoffset = tzoffset.or(default_tz);
     let now_local = now_local(clock)?;
     let assume_year = year.is_none();
     let year = year.unwrap_or(now_local.year());

@@ -45,7 +45,14 @@ fn map_tag(tag: &str) -> String {
 }
 
 /// Expands fail2ban's tags in a regex (`Regex._resolveHostTag`, with `usedns` other than `no`).
+#[cfg(test)]
 pub(crate) fn resolve_tags(regex: &str) -> String {
+    resolve_tags_dns(regex, true)
+}
+
+/// [`resolve_tags`]; with `host_dns` false (`usedns = no`) `<HOST>` matches addresses only
+/// (fail2ban writes it as `<ADDR>` then).
+pub(crate) fn resolve_tags_dns(regex: &str, host_dns: bool) -> String {
     let mut out = String::with_capacity(regex.len() * 2);
     let mut open: Vec<String> = Vec::new();
     let mut skiplines = 0;
@@ -65,6 +72,10 @@ pub(crate) fn resolve_tags(regex: &str) -> String {
         if name == "SKIPLINES" {
             out.push_str(&format!(r"\n(?P<skiplines{skiplines}>(?:(?:.*\n)*?))"));
             skiplines += 1;
+            continue;
+        }
+        if name == "HOST" && !host_dns {
+            out.push_str(&host_pattern("ADDR").unwrap_or_default());
             continue;
         }
         if let Some(p) = host_pattern(name) {
@@ -128,17 +139,95 @@ fn tag_at(s: &str) -> Option<usize> {
 
 /// `alt_user_1` → `user` (`COMPLNAME_CRE` for the `alt_` prefix).
 fn alt_target(name: &str) -> Option<String> {
-    let rest = name.strip_prefix("alt_").filter(|r| !r.is_empty())?;
-    // Drop a trailing `_<digits>`.
+    complex_target(name, "alt_")
+}
+
+/// `tuple_id_2` → `fid` (`COMPLNAME_CRE` for the `tuple_` prefix).
+fn tuple_target(name: &str) -> Option<String> {
+    complex_target(name, "tuple_")
+}
+
+/// `COMPLNAME_CRE` (`^(alt_|tuple_)(.*?)(?:_\d+)?$`) for one prefix, the name mapped as a tag.
+/// fail2ban only considers names longer than `alt_`.
+fn complex_target(name: &str, prefix: &str) -> Option<String> {
+    if name.len() <= "alt_".len() {
+        return None;
+    }
+    let rest = name.strip_prefix(prefix)?;
+    // The lazy `(.*?)` leaves a trailing `_<digits>` to the optional group.
     let base = match rest.rfind('_') {
-        Some(p)
-            if p > 0 && rest[p + 1..].chars().all(|c| c.is_ascii_digit()) && p + 1 < rest.len() =>
-        {
+        Some(p) if p + 1 < rest.len() && rest[p + 1..].bytes().all(|c| c.is_ascii_digit()) => {
             &rest[..p]
         }
         _ => rest,
     };
     Some(map_tag(base))
+}
+
+/// Python's `repr` of a `str` (how fail2ban prints the parts of a tuple failure ID).
+pub(crate) fn py_repr(s: &str) -> String {
+    let quote = if s.contains('\'') && !s.contains('"') { '"' } else { '\'' };
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push(quote);
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c == quote => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if !py_printable(c) => {
+                let v = u32::from(c);
+                out.push_str(&if v < 0x100 {
+                    format!("\\x{v:02x}")
+                } else if v < 0x10000 {
+                    format!("\\u{v:04x}")
+                } else {
+                    format!("\\U{v:08x}")
+                });
+            }
+            c => out.push(c),
+        }
+    }
+    out.push(quote);
+    out
+}
+
+/// `str.isprintable` for one character: not a control, format or separator character (the
+/// space excepted). Format characters are those of Unicode's `Cf` category that occur in text.
+fn py_printable(c: char) -> bool {
+    if c == ' ' {
+        return true;
+    }
+    !(c.is_control()
+        || c.is_whitespace()
+        || matches!(
+            c,
+            '\u{ad}'
+                | '\u{600}'..='\u{605}'
+                | '\u{61c}'
+                | '\u{6dd}'
+                | '\u{70f}'
+                | '\u{180e}'
+                | '\u{200b}'..='\u{200f}'
+                | '\u{202a}'..='\u{202e}'
+                | '\u{2060}'..='\u{2064}'
+                | '\u{2066}'..='\u{206f}'
+                | '\u{feff}'
+                | '\u{fff9}'..='\u{fffb}'
+                | '\u{e000}'..='\u{f8ff}'
+                | '\u{f0000}'..
+        ))
+}
+
+/// Python's `repr` of a tuple of optional strings: `('a', None)`, `('a',)`.
+fn py_tuple_repr(parts: &[Option<String>]) -> String {
+    let items: Vec<String> =
+        parts.iter().map(|p| p.as_deref().map_or_else(|| "None".to_owned(), py_repr)).collect();
+    if items.len() == 1 { format!("({},)", items[0]) } else { format!("({})", items.join(", ")) }
 }
 
 /// Whether a Python pattern has a `|` outside every group and class.
@@ -205,6 +294,8 @@ pub(crate) struct F2bRegex {
     /// The regex as written in the filter (before tag expansion).
     pub(crate) source: String,
     skiplines: Vec<usize>,
+    /// Whether `<HOST>` also matches host names (`usedns` other than `no`).
+    host_dns: bool,
 }
 
 /// The result of a search: groups by name and the split of the original lines.
@@ -222,8 +313,23 @@ impl Found {
 }
 
 impl F2bRegex {
+    #[cfg(test)]
     pub(crate) fn new(source: &str, multiline: bool) -> Result<F2bRegex, String> {
-        F2bRegex::from_expanded(&resolve_tags(source), source, multiline)
+        F2bRegex::with_dns(source, multiline, true)
+    }
+
+    /// [`F2bRegex::new`]; `host_dns` false for `usedns = no` (`<HOST>` matches addresses only).
+    pub(crate) fn with_dns(
+        source: &str,
+        multiline: bool,
+        host_dns: bool,
+    ) -> Result<F2bRegex, String> {
+        F2bRegex::from_expanded(&resolve_tags_dns(source, host_dns), source, multiline, host_dns)
+    }
+
+    /// The regex with its tags expanded.
+    pub(crate) fn expanded(&self) -> String {
+        resolve_tags_dns(&self.source, self.host_dns)
     }
 
     /// For a single-line regex that ends in `<F-CONTENT>.+</F-CONTENT>$` (fail2ban's
@@ -233,7 +339,7 @@ impl F2bRegex {
     /// the line. The capture engine then runs over the line's head only. `None` when the regex
     /// has another shape: a top-level alternation, or a flag that changes what `.` or `$` mean.
     pub(crate) fn rest_of_line_form(&self) -> Option<F2bRegex> {
-        let expanded = resolve_tags(&self.source);
+        let expanded = self.expanded();
         let head = expanded.strip_suffix("(?P<content>.+)$")?;
         let trailing_backslashes = head.len() - head.trim_end_matches('\\').len();
         if !trailing_backslashes.is_multiple_of(2)
@@ -242,10 +348,21 @@ impl F2bRegex {
         {
             return None;
         }
-        F2bRegex::from_expanded(&format!("{head}(?P<content>.)"), &self.source, false).ok()
+        F2bRegex::from_expanded(
+            &format!("{head}(?P<content>.)"),
+            &self.source,
+            false,
+            self.host_dns,
+        )
+        .ok()
     }
 
-    fn from_expanded(expanded: &str, source: &str, multiline: bool) -> Result<F2bRegex, String> {
+    fn from_expanded(
+        expanded: &str,
+        source: &str,
+        multiline: bool,
+        host_dns: bool,
+    ) -> Result<F2bRegex, String> {
         if expanded.trim_start().is_empty() {
             return Err("cannot add empty regex".into());
         }
@@ -257,7 +374,7 @@ impl F2bRegex {
             .filter(|(n, _)| n.starts_with("skiplines"))
             .map(|(_, i)| *i)
             .collect();
-        Ok(F2bRegex { rx, source: source.to_owned(), skiplines })
+        Ok(F2bRegex { rx, source: source.to_owned(), skiplines, host_dns })
     }
 
     /// `Regex.search(buf, orgLines)` followed by `getGroups` and `getUnmatchedTupleLines`.
@@ -316,6 +433,36 @@ impl F2bRegex {
                 match groups.iter_mut().find(|(g, _)| **g == *n.as_str()) {
                     Some(slot) => slot.1 = Some(v),
                     None => groups.push((std::sync::Arc::from(n.as_str()), Some(v))),
+                }
+            }
+        }
+        // `tuple_NAME[_N]` groups combine with `NAME` into a tuple, `(NAME, tuple_NAME, …)` in
+        // the order of the sorted group names (`_getGroupsWithAlt`); the value is its `str`.
+        let mut tuples: Vec<(std::sync::Arc<str>, String)> = groups
+            .iter()
+            .filter_map(|(k, _)| tuple_target(k).map(|n| (std::sync::Arc::clone(k), n)))
+            .collect();
+        if !tuples.is_empty() {
+            tuples.sort();
+            let mut built: Vec<(String, Vec<Option<String>>)> = Vec::new();
+            for (k, n) in tuples {
+                let v = groups.iter().find(|(g, _)| *g == k).and_then(|(_, v)| v.clone());
+                match built.iter_mut().find(|(b, _)| *b == n) {
+                    Some((_, parts)) => parts.push(v),
+                    None => {
+                        let t = groups
+                            .iter()
+                            .find(|(g, _)| **g == *n.as_str())
+                            .and_then(|(_, t)| t.clone());
+                        built.push((n, vec![t, v]));
+                    }
+                }
+            }
+            for (n, parts) in built {
+                let v = Some(py_tuple_repr(&parts));
+                match groups.iter_mut().find(|(g, _)| **g == *n.as_str()) {
+                    Some(slot) => slot.1 = v,
+                    None => groups.push((std::sync::Arc::from(n.as_str()), v)),
                 }
             }
         }

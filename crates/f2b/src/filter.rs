@@ -12,6 +12,7 @@ use std::{
 
 use crate::{
     date::{Clock, DateDetector},
+    dns::{Resolver, UseDns},
     failregex::{F2bRegex, Found, TupleLine, tuple_buf},
     pyre::Rx,
     reader::FilterDefinition,
@@ -52,6 +53,11 @@ pub struct LineResult {
     pub time: Option<f64>,
     /// The index (0-based) of the failregex that reported the failure.
     pub regex: Option<usize>,
+    /// With `usedns = yes|warn`, the host name a failure ID was resolved from; `host` is then
+    /// its first address and `hosts` all of them (fail2ban reports one failure per address).
+    pub resolved_from: Option<String>,
+    /// Every address `resolved_from` resolved to (empty when no name was resolved).
+    pub hosts: Vec<String>,
 }
 
 /// A failure's groups (`fail` in fail2ban).
@@ -176,6 +182,8 @@ pub struct Filter {
     mlfid: MlfidCache,
     problems: Vec<Problem>,
     fancy: Vec<FancyUse>,
+    usedns: UseDns,
+    resolver: Option<Arc<Resolver>>,
 }
 
 /// A filter's compiled regexes: the part of a single-line filter's work that depends on the
@@ -347,7 +355,7 @@ impl Candidates {
             .iter()
             .map(|r| match r.rx.linear_pattern() {
                 Some(p) => Ok(p.to_owned()),
-                None => crate::pyre::relaxed(&crate::failregex::resolve_tags(&r.source), false),
+                None => crate::pyre::relaxed(&r.expanded(), false),
             })
             .collect::<Result<Vec<String>, String>>()
             .ok()?;
@@ -378,12 +386,27 @@ impl Filter {
         let mut problems = Vec::new();
         let mut fancy = Vec::new();
         let multiline = def.maxlines > 1;
+        let usedns = match def.usedns.as_deref().map(|v| (v, UseDns::parse(v))) {
+            None => UseDns::Raw,
+            Some((_, Some(mode))) => mode,
+            Some((v, None)) => {
+                // fail2ban logs an error and falls back to the safe `no`.
+                problems.push(Problem {
+                    option: "usedns",
+                    index: 0,
+                    message: format!("incorrect value {v:?} (expected yes, warn, no or raw)"),
+                });
+                UseDns::No
+            }
+        };
+        let host_dns = usedns != UseDns::No;
+        let compile = |src: &str, multiline| F2bRegex::with_dns(src, multiline, host_dns);
         let mut note_fancy = |option, index, rx: &Rx| {
             if !rx.fancy_features().is_empty() {
                 fancy.push(FancyUse { option, index, features: rx.fancy_features().to_vec() });
             }
         };
-        let prefregex = def.prefregex.as_deref().and_then(|p| match F2bRegex::new(p, false) {
+        let prefregex = def.prefregex.as_deref().and_then(|p| match compile(p, false) {
             Ok(r) => {
                 note_fancy("prefregex", 0, &r.rx);
                 Some(r)
@@ -398,7 +421,7 @@ impl Filter {
             prefregex.as_ref().is_some_and(|p| ID_GROUPS.iter().any(|g| p.rx.has_group(g)));
         let mut failregex = Vec::new();
         for (i, src) in def.failregex.iter().enumerate() {
-            match F2bRegex::new(src, multiline) {
+            match compile(src, multiline) {
                 Ok(r) if pref_has_id || ID_GROUPS.iter().any(|g| r.rx.has_group(g)) => {
                     note_fancy("failregex", i + 1, &r.rx);
                     failregex.push(r);
@@ -415,7 +438,7 @@ impl Filter {
         }
         let mut ignoreregex = Vec::new();
         for (i, src) in def.ignoreregex.iter().enumerate() {
-            match F2bRegex::new(src, multiline) {
+            match compile(src, multiline) {
                 Ok(r) => {
                     note_fancy("ignoreregex", i + 1, &r.rx);
                     ignoreregex.push(r);
@@ -455,7 +478,31 @@ impl Filter {
             mlfid: MlfidCache::default(),
             problems,
             fancy,
+            usedns,
+            resolver: usedns.resolves().then(|| Arc::new(Resolver::system(Resolver::TIMEOUT))),
         }
+    }
+
+    /// The filter's `usedns` mode.
+    pub fn usedns(&self) -> UseDns {
+        self.usedns
+    }
+
+    /// Resolves host names with `resolver` (for `usedns = yes|warn`; the default is the system
+    /// resolver with [`Resolver::TIMEOUT`]). Never used with `usedns = no|raw`.
+    pub fn set_resolver(&mut self, resolver: Arc<Resolver>) {
+        if self.usedns.resolves() {
+            self.resolver = Some(resolver);
+        }
+    }
+
+    /// fail2ban's `logtimezone` (`Filter.setLogTimeZone`): timestamps without a zone of their
+    /// own are read at this fixed offset (`UTC`, `UTC+0200`, `-04:00`, `CET`, …) instead of the
+    /// clock's zone.
+    pub fn set_log_timezone(&mut self, tz: &str) -> Result<(), String> {
+        let minutes = crate::date::parse_log_timezone(tz)?;
+        self.dates.set_default_offset(Some(minutes));
+        Ok(())
     }
 
     /// Items that could not be built.
@@ -722,12 +769,30 @@ impl Filter {
             Some(id) => Holder::Shared(self.merge_failure(id, fail)),
             None => Holder::Own(Box::new(fail)),
         };
-        let (fid, ip) = holder.with(|f| {
+        let (fid, ip, from_dns, addr_id) = holder.with(|f| {
             let fid = f.get("fid").map(str::to_owned);
-            let ip =
-                f.get("ip4").or_else(|| f.get("ip6")).or_else(|| f.get("dns")).map(str::to_owned);
-            (fid, ip)
+            let addr = f.get("ip4").or_else(|| f.get("ip6"));
+            let ip = addr.or_else(|| f.get("dns")).map(str::to_owned);
+            // An address is the ID in fail2ban's normal form (`IPAddr(ip, cidr)`).
+            let addr_id = match (f.get("ip4"), f.get("ip6")) {
+                (Some(v4), _) => Some(crate::dns::addr_id(v4, f.get("cidr"), false)),
+                (None, Some(v6)) => Some(crate::dns::addr_id(v6, f.get("cidr"), true)),
+                _ => None,
+            };
+            (fid, ip, addr.is_none() && f.get("dns").is_some(), addr_id)
         });
+        // A host name is reported as it is with `usedns = raw`, otherwise as the addresses it
+        // stands for (none with `usedns = no`: then there is no failure).
+        let resolved = match &ip {
+            Some(name) if from_dns && self.usedns != UseDns::Raw => {
+                let ips = crate::dns::text_to_ips(name, self.usedns, self.resolver.as_deref());
+                if ips.is_empty() {
+                    return;
+                }
+                Some((name.clone(), ips.iter().map(ToString::to_string).collect::<Vec<_>>()))
+            }
+            _ => None,
+        };
         let ip = match ip {
             Some(ip) => Some(ip),
             // No failure ID at all: fail2ban logs an error and skips this regex.
@@ -741,7 +806,7 @@ impl Filter {
             }
             Some(ip) => Some(match fid {
                 Some(fid) if fid != ip => fid,
-                _ => ip,
+                _ => addr_id.unwrap_or(ip),
             }),
         };
         if result.matched {
@@ -754,6 +819,11 @@ impl Filter {
             result.host = host;
             result.time = date;
             result.regex = Some(index);
+            if let Some((name, ips)) = resolved {
+                result.host = ips.first().cloned();
+                result.resolved_from = Some(name);
+                result.hosts = ips;
+            }
         }
     }
 

@@ -28,6 +28,7 @@
 #![deny(missing_docs)]
 
 mod date;
+mod dns;
 mod failregex;
 mod filter;
 mod ini;
@@ -38,7 +39,8 @@ mod reader;
 use std::path::PathBuf;
 
 pub use chrono_tz;
-pub use date::{Clock, DateDetector};
+pub use date::{Clock, DateDetector, parse_log_timezone};
+pub use dns::{Lookup, Resolver, ResolverStats, UseDns};
 pub use filter::{FancyUse, Filter, LineResult, Matcher, Problem, Scan};
 pub use pyre::BACKTRACK_LIMIT;
 pub use reader::{FilterDefinition, parse_filter, read_filter, split_options};

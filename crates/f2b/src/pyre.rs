@@ -67,12 +67,66 @@ pub(crate) fn relaxed(py: &str, multiline: bool) -> Result<String, String> {
     translate_inner(py, multiline, true, false).map(|t| t.pattern)
 }
 
+/// `re.ASCII`'s `\b` and `\B` on the linear-time engine.
+const ASCII_BOUNDARY: &str = r"(?-u:\b)";
+const ASCII_NON_BOUNDARY: &str = r"(?-u:\B)";
+/// The same on fancy-regex, which has no `(?-u)`.
+const ASCII_BOUNDARY_FANCY: &str =
+    r"(?:(?<=[0-9A-Za-z_])(?![0-9A-Za-z_])|(?<![0-9A-Za-z_])(?=[0-9A-Za-z_]))";
+const ASCII_NON_BOUNDARY_FANCY: &str =
+    r"(?:(?<=[0-9A-Za-z_])(?=[0-9A-Za-z_])|(?<![0-9A-Za-z_])(?![0-9A-Za-z_]))";
+
 /// How a `(` was translated.
 enum Open {
     /// A group was opened (`true`: a conditional rewritten as an alternation).
     Group(bool),
-    /// No group (inline flags, a comment, or a dropped look-around).
+    /// No group (a comment, or a dropped look-around).
     None,
+    /// Inline flags: scoped `(?flags:…)` (a group was opened) or global `(?flags)`.
+    Flags { scoped: bool, ascii: Option<bool>, verbose: Option<bool>, icase: Option<bool> },
+}
+
+/// The Python flags the translation itself implements (the others are the Rust engine's).
+#[derive(Debug, Clone, Copy, Default)]
+struct PyFlags {
+    /// `re.ASCII` (`a`): `\w`, `\d`, `\s`, `\b` and their negations are ASCII-only.
+    ascii: bool,
+    /// `re.VERBOSE` (`x`): whitespace outside classes and `#` comments are dropped.
+    verbose: bool,
+    /// `re.IGNORECASE` (`i`, also passed to the engine): with `ascii`, only ASCII letters fold.
+    icase: bool,
+}
+
+impl PyFlags {
+    /// ASCII-only case folding (`(?ai)`), which the translation writes out.
+    fn ascii_icase(self) -> bool {
+        self.ascii && self.icase
+    }
+
+    fn apply(&mut self, ascii: Option<bool>, verbose: Option<bool>, icase: Option<bool>) {
+        if let Some(a) = ascii {
+            self.ascii = a;
+        }
+        if let Some(i) = icase {
+            self.icase = i;
+        }
+        if let Some(v) = verbose {
+            self.verbose = v;
+        }
+    }
+}
+
+/// fail2ban's `R_GLOB2LOCFLAGS`: a group that begins with global flags, `((?i)…)` or
+/// `(?:(?i)…)`, is rewritten as the scoped `(?i:…)` before compiling (the first form loses its
+/// capture). Returns the length of the opening to skip (`(` or `(?:`) when `chars[i]` starts one.
+fn glob_to_local_flags(chars: &[char], i: usize) -> Option<usize> {
+    let skip = if chars.get(i + 1..i + 3) == Some(&['?', ':'][..]) { 3 } else { 1 };
+    let j = i + skip;
+    if chars.get(j..j + 2) != Some(&['(', '?'][..]) {
+        return None;
+    }
+    let letters = chars[j + 2..].iter().take_while(|c| c.is_ascii_lowercase()).count();
+    (letters > 0 && chars.get(j + 2 + letters) == Some(&')')).then_some(skip)
 }
 
 fn translate_inner(
@@ -82,7 +136,12 @@ fn translate_inner(
     free: bool,
 ) -> Result<Translated, String> {
     let mut stack: Vec<(bool, bool)> = Vec::new();
+    // Flags in effect, and those to restore when each open group closes.
+    let mut flags = PyFlags::default();
+    let mut saved: Vec<PyFlags> = Vec::new();
     let chars: Vec<char> = py.chars().collect();
+    // Global flags must come first (Python 3.11 refuses them elsewhere).
+    let mut at_start = true;
     let mut out = String::with_capacity(py.len() + 16);
     let mut fancy = FancyFeatures::default();
     let mut i = 0;
@@ -91,9 +150,27 @@ fn translate_inner(
     let n = chars.len();
     while i < n {
         let c = chars[i];
+        if flags.verbose {
+            if matches!(c, ' ' | '\t' | '\n' | '\r' | '\x0b' | '\x0c') {
+                i += 1;
+                continue;
+            }
+            if c == '#' {
+                while i < n && chars[i] != '\n' {
+                    i += 1;
+                }
+                continue;
+            }
+        }
+        let was_start = std::mem::replace(&mut at_start, false);
         match c {
             '\\' => {
-                let (text, backref, consumed) = escape(&chars, i, false)?;
+                let (mut text, backref, consumed) = escape(&chars, i, false, flags.ascii)?;
+                if flags.ascii_icase()
+                    && let Some(folded) = escape_code(&chars, i, false).and_then(ascii_fold)
+                {
+                    text = folded;
+                }
                 if backref {
                     fancy.add("back-reference");
                 }
@@ -108,23 +185,55 @@ fn translate_inner(
                 repeatable = true;
             }
             '[' => {
-                let consumed = class(&chars, i, &mut out)?;
+                let consumed = class(&chars, i, &mut out, flags)?;
                 i += consumed;
                 repeatable = true;
             }
             '(' => {
-                let (consumed, open) = group_open(&chars, i, &mut out, &mut fancy, relaxed)?;
-                i += consumed;
+                let local = glob_to_local_flags(&chars, i);
+                let before = out.len();
+                let (consumed, open) =
+                    group_open(&chars, i + local.unwrap_or(0), &mut out, &mut fancy, relaxed)?;
+                i += local.unwrap_or(0) + consumed;
                 match open {
                     Open::Group(cond) => {
                         stack.push((cond, false));
+                        saved.push(flags);
                         repeatable = false;
                     }
                     // A dropped look-around leaves an empty group behind.
-                    Open::None => repeatable = relaxed && out.ends_with("(?:)"),
+                    Open::None => {
+                        repeatable = relaxed && out.ends_with("(?:)");
+                        // A comment does not end the place for global flags.
+                        at_start = was_start && chars.get(i - consumed + 1) == Some(&'?') && {
+                            chars.get(i - consumed + 2) == Some(&'#')
+                        };
+                    }
+                    Open::Flags { scoped, ascii, verbose, icase } if scoped || local.is_some() => {
+                        if !scoped {
+                            // `(?flags)` of `((?flags)…)`: its group becomes `(?flags:…)`.
+                            let text = out.split_off(before);
+                            let body = text.trim_start_matches("(?").trim_end_matches(')');
+                            out.push_str(&format!("(?{body}:"));
+                        }
+                        stack.push((false, false));
+                        saved.push(flags);
+                        flags.apply(ascii, verbose, icase);
+                        repeatable = false;
+                    }
+                    Open::Flags { ascii, verbose, icase, .. } => {
+                        if !was_start {
+                            return Err("global flags not at the start of the expression".into());
+                        }
+                        at_start = true;
+                        flags.apply(ascii, verbose, icase);
+                    }
                 }
             }
             ')' => {
+                if let Some(f) = saved.pop() {
+                    flags = f;
+                }
                 if let Some((true, false)) = stack.pop() {
                     out.push('|');
                 }
@@ -186,13 +295,21 @@ fn translate_inner(
                 repeatable = true;
             }
             _ => {
-                out.push(c);
+                match ascii_fold(c).filter(|_| flags.ascii_icase()) {
+                    Some(folded) => out.push_str(&folded),
+                    None => out.push(c),
+                }
                 i += 1;
                 repeatable = true;
             }
         }
     }
-    let pattern = if multiline && !free { format!("(?m){out}") } else { out };
+    let mut pattern = if multiline && !free { format!("(?m){out}") } else { out };
+    if !fancy.0.is_empty() && !relaxed {
+        // fancy-regex has no `(?-u)`: the ASCII word boundaries as look-arounds.
+        pattern = pattern.replace(ASCII_BOUNDARY, ASCII_BOUNDARY_FANCY);
+        pattern = pattern.replace(ASCII_NON_BOUNDARY, ASCII_NON_BOUNDARY_FANCY);
+    }
     Ok(Translated { pattern, fancy })
 }
 
@@ -260,7 +377,12 @@ fn hex(chars: &[char], at: usize, n: usize) -> Result<u32, String> {
 }
 
 /// Translates the escape at `chars[i] == '\\'`: (text, is back-reference, chars consumed).
-fn escape(chars: &[char], i: usize, in_class: bool) -> Result<(String, bool, usize), String> {
+fn escape(
+    chars: &[char],
+    i: usize,
+    in_class: bool,
+    ascii: bool,
+) -> Result<(String, bool, usize), String> {
     let Some(&c) = chars.get(i + 1) else { return Err("bad escape (end of pattern)".into()) };
     let code = |v: u32| -> Result<String, String> {
         char::from_u32(v).map(|_| format!("\\x{{{v:X}}}")).ok_or_else(|| format!("bad code {v}"))
@@ -288,11 +410,31 @@ fn escape(chars: &[char], i: usize, in_class: bool) -> Result<(String, bool, usi
             (code(v)?, false, j - i)
         }
         'Z' if !in_class => ("\\z".into(), false, 2),
+        // `re.ASCII`: the classes are ASCII-only (written out, as Rust's `(?-u)` would allow
+        // invalid UTF-8 for the negated ones), the word boundary is the ASCII one.
+        'w' | 'W' | 'd' | 'D' | 's' | 'S' if ascii => {
+            let set = match c.to_ascii_lowercase() {
+                'w' => "0-9A-Za-z_",
+                'd' => "0-9",
+                _ => "\\t\\n\\x0B\\x0C\\r ",
+            };
+            let text = if c.is_ascii_uppercase() {
+                format!("[^{set}]")
+            } else if in_class {
+                set.to_owned()
+            } else {
+                format!("[{set}]")
+            };
+            (text, false, 2)
+        }
+        'b' | 'B' if ascii && !in_class => (format!("(?-u:\\{c})"), false, 2),
+        // Python's `\s` also counts U+001C–U+001F (`str.isspace`), Rust's (`White_Space`) not.
+        's' if in_class => ("\\s\\x1C-\\x1F".into(), false, 2),
+        's' => ("[\\s\\x1C-\\x1F]".into(), false, 2),
+        'S' => ("[^\\s\\x1C-\\x1F]".into(), false, 2),
         'A' | 'B' if !in_class => (format!("\\{c}"), false, 2),
         'b' => (if in_class { "\\x08".into() } else { "\\b".into() }, false, 2),
-        'd' | 'D' | 'w' | 'W' | 's' | 'S' | 'n' | 't' | 'r' | 'f' | 'v' | 'a' => {
-            (format!("\\{c}"), false, 2)
-        }
+        'd' | 'D' | 'w' | 'W' | 'n' | 't' | 'r' | 'f' | 'v' | 'a' => (format!("\\{c}"), false, 2),
         'x' => (code(hex(chars, i + 2, 2)?)?, false, 4),
         'u' => (code(hex(chars, i + 2, 4)?)?, false, 6),
         'U' => (code(hex(chars, i + 2, 8)?)?, false, 10),
@@ -303,15 +445,40 @@ fn escape(chars: &[char], i: usize, in_class: bool) -> Result<(String, bool, usi
 }
 
 /// Copies a character class starting at `chars[start] == '['`; returns the chars consumed.
-fn class(chars: &[char], start: usize, out: &mut String) -> Result<usize, String> {
+fn class(chars: &[char], start: usize, out: &mut String, flags: PyFlags) -> Result<usize, String> {
+    let ascii = flags.ascii;
+    let at = out.len();
     let mut i = start + 1;
     out.push('[');
     if chars.get(i) == Some(&'^') {
         out.push('^');
         i += 1;
     }
+    // The class's single characters and ranges, for ASCII case folding (`(?ai)`).
+    let mut items: Vec<(u32, u32)> = Vec::new();
+    let mut last: Option<u32> = None;
+    let mut range = false;
+    let mut item = |code: Option<u32>, range: &mut bool, last: &mut Option<u32>| match code {
+        Some(hi) if *range && last.is_some() => {
+            if let Some(it) = items.last_mut() {
+                it.1 = hi;
+            }
+            *range = false;
+            *last = None;
+        }
+        Some(code) => {
+            items.push((code, code));
+            *last = Some(code);
+            *range = false;
+        }
+        None => {
+            *last = None;
+            *range = false;
+        }
+    };
     if chars.get(i) == Some(&']') {
         out.push_str("\\]");
+        item(Some(']' as u32), &mut range, &mut last);
         i += 1;
     }
     let mut prev_dash = false;
@@ -319,11 +486,22 @@ fn class(chars: &[char], start: usize, out: &mut String) -> Result<usize, String
         let c = chars[i];
         match c {
             ']' => {
-                out.push(']');
+                if flags.ascii_icase() {
+                    // Python folds ASCII letters only: add the other case of every letter in
+                    // the set and stop the engine's (Unicode) folding for the class.
+                    for (lo, hi) in items.iter().flat_map(|&(lo, hi)| other_case(lo, hi)) {
+                        out.push_str(&format!("\\x{{{lo:X}}}-\\x{{{hi:X}}}"));
+                    }
+                    out.insert_str(at, "(?-i:");
+                    out.push_str("])");
+                } else {
+                    out.push(']');
+                }
                 return Ok(i + 1 - start);
             }
             '\\' => {
-                let (text, _, consumed) = escape(chars, i, true)?;
+                let (text, _, consumed) = escape(chars, i, true, ascii)?;
+                item(escape_code(chars, i, true).map(u32::from), &mut range, &mut last);
                 out.push_str(&text);
                 i += consumed;
                 prev_dash = false;
@@ -337,10 +515,66 @@ fn class(chars: &[char], start: usize, out: &mut String) -> Result<usize, String
             '-' if chars.get(i + 1) == Some(&']') => out.push_str("\\-"),
             _ => out.push(c),
         }
+        if c == '-' && last.is_some() && !range && chars.get(i + 1) != Some(&']') {
+            range = true;
+        } else {
+            item(Some(c as u32), &mut range, &mut last);
+        }
         prev_dash = c == '-';
         i += 1;
     }
     Err("unterminated character set".into())
+}
+
+/// The code point an escape at `chars[i] == '\\'` stands for, if it is a single character.
+fn escape_code(chars: &[char], i: usize, in_class: bool) -> Option<char> {
+    let c = *chars.get(i + 1)?;
+    let code = |n: usize| hex(chars, i + 2, n).ok().and_then(char::from_u32);
+    match c {
+        'x' => code(2),
+        'u' => code(4),
+        'U' => code(8),
+        '0' => {
+            let digits: String =
+                chars[i + 1..].iter().take(3).take_while(|d| ('0'..='7').contains(d)).collect();
+            u32::from_str_radix(&digits, 8).ok().and_then(char::from_u32)
+        }
+        '1'..='7' if in_class => {
+            let digits: String =
+                chars[i + 1..].iter().take(3).take_while(|d| ('0'..='7').contains(d)).collect();
+            u32::from_str_radix(&digits, 8).ok().and_then(char::from_u32)
+        }
+        'n' => Some('\n'),
+        't' => Some('\t'),
+        'r' => Some('\r'),
+        'f' => Some('\x0c'),
+        'v' => Some('\x0b'),
+        'a' => Some('\x07'),
+        'b' if in_class => Some('\x08'),
+        c if !c.is_ascii_alphanumeric() => Some(c),
+        _ => None,
+    }
+}
+
+/// How a literal character is written under `(?ai)` when the engine's Unicode folding would
+/// differ from Python's ASCII folding: `k` and `s` without their non-ASCII partners (U+212A,
+/// U+017F), a non-ASCII character without any folding. `None`: as it is.
+fn ascii_fold(c: char) -> Option<String> {
+    match c {
+        'k' | 'K' => Some("(?-i:[kK])".into()),
+        's' | 'S' => Some("(?-i:[sS])".into()),
+        c if !c.is_ascii() => Some(format!("(?-i:\\x{{{:X}}})", u32::from(c))),
+        _ => None,
+    }
+}
+
+/// The other-case ranges of the ASCII letters in `lo..=hi`.
+fn other_case(lo: u32, hi: u32) -> impl Iterator<Item = (u32, u32)> {
+    let part = |a: u32, z: u32, shift: i64| {
+        let (l, h) = (lo.max(a), hi.min(z));
+        (l <= h).then(|| ((i64::from(l) + shift) as u32, (i64::from(h) + shift) as u32))
+    };
+    [part(0x61, 0x7A, -32), part(0x41, 0x5A, 32)].into_iter().flatten()
 }
 
 /// Translates a group opening at `chars[i] == '('`; returns the chars consumed.
@@ -423,39 +657,62 @@ fn group_open(
         return group(3 + end + 1);
     }
     // Inline flags: (?aiLmsux) or (?aiLmsux-imsx:...)
+    // `i`, `m` and `s` are the Rust engine's (same meaning); `x` (verbose) and `a` (ASCII) are
+    // implemented by the translation; `u` is the default of text patterns; `L` is refused, as
+    // Python refuses it for text patterns.
     let mut j = i + 2;
     let mut on = String::new();
     let mut off = String::new();
     let mut negative = false;
+    let (mut ascii, mut verbose, mut icase) = (None, None, None);
+    let mut charset = 0;
     while let Some(&c) = chars.get(j) {
         match c {
-            'i' | 'm' | 's' | 'x' => {
+            'i' | 'm' | 's' => {
                 if negative {
                     off.push(c);
                 } else {
                     on.push(c);
                 }
+                if c == 'i' {
+                    icase = Some(!negative);
+                }
             }
-            'a' | 'u' | 'L' => {}
+            'x' => verbose = Some(!negative),
+            'a' | 'u' if negative => {
+                return Err("bad inline flags: cannot turn off flags 'a', 'u' and 'L'".into());
+            }
+            'a' | 'u' => {
+                charset += 1;
+                ascii = Some(c == 'a');
+            }
+            'L' => return Err("bad inline flags: cannot use 'L' flag with a str pattern".into()),
+            '-' if negative => return Err("bad inline flags: unexpected '-'".into()),
             '-' => negative = true,
             ':' | ')' => break,
             _ => return Err(format!("unknown extension ?{c}")),
         }
         j += 1;
     }
+    if charset > 1 {
+        return Err("bad inline flags: flags 'a', 'u' and 'L' are incompatible".into());
+    }
     let close = *chars.get(j).ok_or("missing ), unterminated subpattern")?;
+    if close == ')' && negative {
+        return Err("missing :".into());
+    }
     let flags = if off.is_empty() { on } else { format!("{on}-{off}") };
-    if close == ':' {
+    let scoped = close == ':';
+    if scoped {
         if flags.is_empty() {
             out.push_str("(?:");
         } else {
             out.push_str(&format!("(?{flags}:"));
         }
-        return group(j + 1 - i);
     } else if !flags.is_empty() {
         out.push_str(&format!("(?{flags})"));
     }
-    Ok((j + 1 - i, Open::None))
+    Ok((j + 1 - i, Open::Flags { scoped, ascii, verbose, icase }))
 }
 
 /// The index just after the `)` closing the group that opens at `chars[i]`.
@@ -691,7 +948,7 @@ mod tests {
         assert_eq!(tr(r"a{,3}b{2}c{x}"), r"a{0,3}b{2}c\{x\}");
         assert_eq!(tr(r"[[\]a-]$"), r"[\[\]a\-](?m:$)");
         assert_eq!(tr(r"\<x\>\Z"), r"<x>\z");
-        assert_eq!(tr(r"(?P<n>.)(?#c)(?i)x"), r"(?P<n>.)(?i)x");
+        assert_eq!(tr(r"(?#c)(?i)(?P<n>.)x"), r"(?i)(?P<n>.)x");
         assert_eq!(tr(r"(?(n)a|b)"), r"(?(<n>)a|b)");
         assert!(translate(r"(?=x)", false).unwrap().fancy.0.contains(&"look-ahead"));
         assert!(translate(r"(?P<a>x)(?P=a)", false).unwrap().fancy.0.contains(&"back-reference"));
@@ -721,5 +978,114 @@ mod ascii_tests {
         )
         .unwrap();
         assert!(rx.ascii.is_some());
+    }
+}
+
+#[cfg(test)]
+mod flag_tests {
+    use super::Rx;
+
+    /// The whole match Python's `re.search` finds (after fail2ban's `R_GLOB2LOCFLAGS`
+    /// rewrite), computed with CPython 3.11's `re`.
+    fn found(pattern: &str, text: &str) -> Option<String> {
+        let rx = Rx::new(pattern, false).unwrap_or_else(|e| panic!("{pattern}: {e}"));
+        let spans = rx.search(text)?;
+        spans.get(0).map(|(s, e)| text[s..e].to_owned())
+    }
+
+    #[test]
+    fn the_ascii_flag_matches_like_python() {
+        for (pattern, text, python) in [
+            (r"(?a)^\w+", "héllo", Some("h")),
+            (r"^\w+", "héllo", Some("héllo")),
+            (r"(?a)\W+", "aé ²b", Some("é ²")),
+            (r"(?a)\d+", "٣42", Some("42")),
+            (r"^\d+", "٣42", Some("٣42")),
+            ("(?a)\\s+\\S", "\u{a0} \tx", Some(" \tx")),
+            (r"(?a)\bwörld\b", "hello wörld", Some("wörld")),
+            (r"(?a)ö\b", "wö", None),
+            (r"(?a)x\B", "xé", None),
+            (r"x\B", "xé", Some("x")),
+            (r"(?a)[\w.]+", "ab.é", Some("ab.")),
+            (r"(?a)[^\w]+", "abé²c", Some("é²")),
+            (r"(?a:\w+)\w", "abcé", Some("abcé")),
+            (r"((?a)\w+)\w*", "éabé", Some("abé")),
+            (r"(?:(?a)\w+|é)", "éab", Some("é")),
+            (r"(?a)\w+(?u:\w+)", "abéc", Some("abéc")),
+            ("\\s+", "a\u{1c}\u{1f} b", Some("\u{1c}\u{1f} ")),
+            ("[\\s]+", "a\u{1c}\u{1f} b", Some("\u{1c}\u{1f} ")),
+            ("\\S+", "\u{1d}ab\u{2003}", Some("ab")),
+            ("(?a)\\s+", "a\u{1c} \u{a0}b", Some(" ")),
+        ] {
+            assert_eq!(found(pattern, text).as_deref(), python, "{pattern} on {text:?}");
+        }
+    }
+
+    #[test]
+    fn the_ascii_flag_works_on_the_backtracking_engine() {
+        // A look-ahead sends the pattern to fancy-regex.
+        let rx = Rx::new(r"(?a)\b\w+(?=!)", false).unwrap();
+        assert!(!rx.fancy_features().is_empty());
+        let text = "héllo wörld!";
+        let (s, e) = rx.search(text).unwrap().get(0).unwrap();
+        assert_eq!(&text[s..e], "rld");
+    }
+
+    #[test]
+    fn ascii_case_folding_matches_like_python() {
+        for (pattern, text, python) in [
+            ("(?ai)é", "É", None),
+            ("(?ai)k", "K", Some("K")),
+            ("(?ai)k", "\u{212a}", None),
+            ("(?i)k", "\u{212a}", Some("\u{212a}")),
+            ("(?ai)[a-z]+", "AbZ\u{212a}", Some("AbZ")),
+            ("(?ai)[^a-z]+", "1A\u{212a}2", Some("1")),
+            ("(?ai)[k-m]", "\u{212a}", None),
+            ("(?ai)\\x6b", "K", Some("K")),
+            ("(?ai)[é]", "É", None),
+            ("(?ai)[^é]", "É", Some("É")),
+            ("(?ai)s", "\u{17f}", None),
+            ("(?i)s", "\u{17f}", Some("\u{17f}")),
+            ("(?ai)[S]", "s", Some("s")),
+            ("(?ai)[\\w]", "\u{212a}", None),
+            ("(?a)(?i:k)K", "kK", Some("kK")),
+            ("(?ai)x(?-i:k)", "Xk", Some("Xk")),
+        ] {
+            assert_eq!(found(pattern, text).as_deref(), python, "{pattern} on {text:?}");
+        }
+    }
+
+    #[test]
+    fn verbose_patterns_drop_whitespace_and_comments() {
+        for (pattern, text, python) in [
+            ("(?x) a b # comment", "ab", Some("ab")),
+            ("(?x)[ ]a", " a", Some(" a")),
+            (r"(?x) a\ b", "a b", Some("a b")),
+            ("(?x) a # c\n b", "ab", Some("ab")),
+        ] {
+            assert_eq!(found(pattern, text).as_deref(), python, "{pattern:?} on {text:?}");
+        }
+    }
+
+    #[test]
+    fn inline_flags_are_refused_where_python_refuses_them() {
+        for bad in [
+            r"a(?i)",
+            r"(a)(?i)",
+            r"x|(?i)a",
+            r"(?P<n>(?i)a)",
+            r"(?-a:\w)",
+            r"(?au)a",
+            r"(?-x)a",
+            r"(?L)a",
+        ] {
+            assert!(Rx::new(bad, false).is_err(), "{bad}");
+        }
+        for good in [r"(?i)(?s)a", r"(?i)a", r"((?i)a)", r"(?a:\w)", r"(?x) a # c"] {
+            assert!(Rx::new(good, false).is_ok(), "{good}");
+        }
+        // `((?i)a)` becomes `(?i:a)`: the group no longer captures (fail2ban's rewrite).
+        let rx = Rx::new(r"((?i)a)(b)\1", false).unwrap();
+        assert!(rx.search("Abb").is_some());
     }
 }

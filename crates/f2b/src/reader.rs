@@ -34,6 +34,9 @@ pub struct FilterDefinition {
     pub datepattern: Option<String>,
     /// The files read, in order.
     pub files: Vec<PathBuf>,
+    /// `usedns` as the filter (or its options) sets it: `yes`, `warn`, `no` or `raw`; `None`
+    /// when not set (Vigil then reports host names raw, see [`crate::UseDns`]).
+    pub usedns: Option<String>,
 }
 
 /// Splits `path[key=value, key2="v 2"]` into the path and its options (fail2ban's
@@ -300,6 +303,7 @@ fn definition(
         maxlines,
         datepattern: combined.get("datepattern").cloned(),
         files: read,
+        usedns: combined.get("usedns").cloned(),
     })
 }
 

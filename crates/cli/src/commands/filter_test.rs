@@ -26,6 +26,10 @@ failregex (Python syntax, fail2ban tags such as <HOST>) with fail2ban's default 
 With --json, each input line yields exactly one object, comment lines included:
 {\"line\": N, \"matched\": bool, \"ignored\": bool, \"host\": \"addr\"|null, \"time\": \"RFC3339\"|null}
 
+With --usedns yes|warn, a host name matched by <HOST> is resolved (system resolver, 3 s timeout, \
+cached) and \"host\" is its first address; the object then also has \"hosts\": every address \
+(fail2ban reports one failure per address). With --usedns no, <HOST> matches addresses only.
+
 With the option logtype=journal, lines are journal messages: no date is parsed and the time is \
 --now.
 
@@ -50,6 +54,14 @@ pub struct Args {
     /// lines (default: now).
     #[arg(long, value_name = "RFC3339")]
     now: Option<String>,
+    /// fail2ban's `usedns` (yes, warn, no, raw), overriding the filter's; without it host names
+    /// are reported raw, as fail2ban's test mode does.
+    #[arg(long, value_name = "MODE")]
+    usedns: Option<String>,
+    /// fail2ban's `logtimezone` (`UTC`, `UTC+0200`, `-04:00`, `CET`…): the fixed zone of
+    /// timestamps without one; it wins over --tz for reading them (fail2ban-regex --timezone).
+    #[arg(long, value_name = "ZONE")]
+    logtimezone: Option<String>,
 }
 
 const EXIT_PROBLEMS: u8 = 1;
@@ -302,7 +314,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         }
         _ => (None, BTreeMap::new()),
     };
-    let def = match &path {
+    let mut def = match &path {
         Some(p) => match read_filter(p, &opts) {
             Ok(d) => d,
             Err(err) => {
@@ -316,7 +328,19 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             ..FilterDefinition::default()
         },
     };
+    if let Some(mode) = &args.usedns {
+        if vigil_f2b::UseDns::parse(mode).is_none() {
+            return Ok(usage(format!("--usedns: expected yes, warn, no or raw, not {mode:?}")));
+        }
+        def.usedns = Some(mode.clone());
+    }
     let mut filter = Filter::new(&def, real_year);
+    if let Some(tz) = &args.logtimezone
+        && let Err(err) = filter.set_log_timezone(tz)
+    {
+        return Ok(usage(format!("--logtimezone: {err}")));
+    }
+    let warn_dns = filter.usedns() == vigil_f2b::UseDns::Warn;
     if !filter.problems().is_empty() {
         for p in filter.problems() {
             let at = if p.index > 0 { format!(" #{}", p.index) } else { String::new() };
@@ -348,14 +372,20 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             ignored += 1;
         }
         n += 1;
+        if warn_dns && let Some(name) = &r.resolved_from {
+            eprintln!("warning: determined IP using DNS lookup: {name} = {:?}", r.hosts);
+        }
         if args.json {
-            let record = serde_json::json!({
+            let mut record = serde_json::json!({
                 "line": n,
                 "matched": r.matched,
                 "ignored": r.ignored,
                 "host": if r.matched { r.host.as_deref() } else { None },
                 "time": if r.matched { r.time.and_then(|t| format_time(t, zone)) } else { None },
             });
+            if r.matched && !r.hosts.is_empty() {
+                record["hosts"] = serde_json::json!(r.hosts);
+            }
             serde_json::to_writer(&mut out, &record).map_err(std::io::Error::from)?;
             out.write_all(b"\n")?;
         }
