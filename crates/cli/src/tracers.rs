@@ -6,7 +6,12 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use vigil_collect::ProcRoot;
-use vigil_enrich::trigger::{Analyzer, HostAnalyzer, TriggerEngine};
+use vigil_core::Enricher;
+use vigil_enrich::{
+    TracersConfig,
+    ip::IpTracer,
+    trigger::{Analyzer, HostAnalyzer, TriggerEngine},
+};
 use vigil_runtime::RuntimeBuilder;
 
 use crate::settings::Config;
@@ -17,19 +22,9 @@ pub fn register(
     config: &Config,
 ) -> anyhow::Result<Vec<&'static str>> {
     let tracers = &config.tracers;
-    let mut names = Vec::new();
-    let ip = tracers.ip.build().context("tracers.ip")?.map(Arc::new);
-    if let Some(ip) = &ip {
-        builder.register_enricher(ip.clone());
-        names.push("ip");
-    }
-    if let Some(event) = tracers.event.build() {
-        builder.register_enricher(Arc::new(event));
-        names.push("event");
-    }
-    if let Some(error) = tracers.error.build() {
-        builder.register_enricher(Arc::new(error));
-        names.push("error");
+    let LogTracers { ip, chain, mut names } = log_tracers(tracers)?;
+    for tracer in chain {
+        builder.register_enricher(tracer);
     }
     if let Some(network) = tracers.network.build(ProcRoot::live()) {
         builder.register_enricher(Arc::new(network));
@@ -51,4 +46,36 @@ pub fn register(
         names.push("trigger");
     }
     Ok(names)
+}
+
+/// The tracers that read only the events themselves, in pipeline order (ip, event, error): the
+/// first part of `vigil run`'s enrichment stage, and all of `vigil replay`'s (the network and
+/// process tracers and the triggers read the live host, which says nothing about a historic
+/// file).
+pub struct LogTracers {
+    /// The IP tracer, when enabled (the trigger engine's `trace_ip` reads it).
+    pub ip: Option<Arc<IpTracer>>,
+    /// The enabled tracers, in order.
+    pub chain: Vec<Arc<dyn Enricher>>,
+    /// Their names, in order.
+    pub names: Vec<&'static str>,
+}
+
+/// Builds the log tracers `tracers` enables.
+pub fn log_tracers(tracers: &TracersConfig) -> anyhow::Result<LogTracers> {
+    let mut out = LogTracers { ip: None, chain: Vec::new(), names: Vec::new() };
+    out.ip = tracers.ip.build().context("tracers.ip")?.map(Arc::new);
+    if let Some(ip) = &out.ip {
+        out.chain.push(ip.clone());
+        out.names.push("ip");
+    }
+    if let Some(event) = tracers.event.build() {
+        out.chain.push(Arc::new(event));
+        out.names.push("event");
+    }
+    if let Some(error) = tracers.error.build() {
+        out.chain.push(Arc::new(error));
+        out.names.push("error");
+    }
+    Ok(out)
 }
