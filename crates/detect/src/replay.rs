@@ -16,7 +16,7 @@
 use std::sync::Arc;
 
 use vigil_core::Enricher;
-use vigil_event::{Ban, Event, Finding, LogEvent, Payload};
+use vigil_event::{Ban, Event, Finding, LogEvent, Payload, Trace};
 use vigil_parse::{Parsed, Parser};
 
 use crate::{JailSet, LineDetector, Observation, SshdDetector, observation::utc};
@@ -40,6 +40,7 @@ pub struct Replay {
     tracers: Vec<Arc<dyn Enricher>>,
     /// The event the tracers enrich, refilled for each line.
     event: Event,
+    filler: Filler,
     blocklisted: Vec<Ban>,
     blocklisted_total: u64,
 }
@@ -95,6 +96,7 @@ impl Replay {
             scratch: Vec::new(),
             tracers: Vec::new(),
             event: Event::new("replay", "replay", Payload::Log(LogEvent::default())),
+            filler: Filler::default(),
             blocklisted: Vec::new(),
             blocklisted_total: 0,
         }
@@ -160,11 +162,24 @@ impl Replay {
     fn enrich(&mut self, parsed: &Parsed<'_>, line: &str, at_ms: i64) {
         let event = &mut self.event;
         if let Payload::Log(log) = &mut event.payload {
-            fill(log, parsed, line);
+            self.filler.fill(log, parsed, line);
         }
-        event.timestamp = utc(at_ms);
+        event.timestamp = match &event.payload {
+            Payload::Log(LogEvent { timestamp: Some(at), .. }) => *at,
+            _ => utc(at_ms),
+        };
         event.enrichment.fields.clear();
-        event.enrichment.trace = None;
+        // The trace starts at the line's time (the tracers' records share the trace's time),
+        // so no clock is read and the trace depends on the lines only; its buffer is reused.
+        match &mut event.enrichment.trace {
+            Some(trace) => {
+                trace.traced_at = event.timestamp;
+                trace.tracers.clear();
+            }
+            none => {
+                *none = Some(Trace { traced_at: event.timestamp, tracers: Vec::with_capacity(4) })
+            }
+        }
         for extra in vigil_core::enrich_with(&self.tracers, event) {
             if let Payload::Ban(ban) = extra.payload {
                 self.blocklisted_total += 1;
@@ -209,39 +224,60 @@ impl Replay {
     }
 }
 
-/// Makes `log` what [`Parsed::to_log_event`] makes of `parsed`, reusing its buffers.
-fn fill(log: &mut LogEvent, parsed: &Parsed<'_>, raw: &str) {
-    fn text(into: &mut String, from: &str) {
-        into.clear();
-        into.push_str(from);
-    }
-    fn opt(into: &mut Option<String>, from: Option<&str>) {
-        match (into.as_mut(), from) {
-            (Some(buffer), Some(from)) => text(buffer, from),
-            (_, from) => *into = from.map(str::to_owned),
+/// Refills one [`LogEvent`] line after line: makes it what [`Parsed::to_log_event`] makes of
+/// the line, reusing its buffers — an optional field the line lacks keeps its buffer aside for
+/// the next line that has it — and the converted time of the last stamp.
+#[derive(Debug, Default)]
+struct Filler {
+    spare: [String; 10],
+    stamp: Option<vigil_parse::Stamp>,
+}
+
+impl Filler {
+    fn fill(&mut self, log: &mut LogEvent, parsed: &Parsed<'_>, raw: &str) {
+        fn text(into: &mut String, from: &str) {
+            into.clear();
+            into.push_str(from);
         }
+        fn opt(into: &mut Option<String>, from: Option<&str>, spare: &mut String) {
+            match (into.as_mut(), from) {
+                (Some(buffer), Some(from)) => text(buffer, from),
+                (None, Some(from)) => {
+                    let mut buffer = std::mem::take(spare);
+                    text(&mut buffer, from);
+                    *into = Some(buffer);
+                }
+                (Some(_), None) => *spare = into.take().unwrap_or_default(),
+                (None, None) => {}
+            }
+        }
+        let [level, action, user, service, raw_spare, host, ip_raw, method, protocol, path] =
+            &mut self.spare;
+        text(&mut log.source, parsed.source);
+        if parsed.timestamp != self.stamp || log.timestamp.is_none() {
+            log.timestamp = parsed.timestamp.and_then(vigil_parse::Stamp::to_utc);
+            self.stamp = parsed.timestamp;
+        }
+        opt(&mut log.level, parsed.level.map(vigil_parse::Level::as_str), level);
+        opt(&mut log.action, parsed.action.map(vigil_parse::Action::as_str), action);
+        log.ip = parsed.ip;
+        opt(&mut log.user, parsed.user, user);
+        log.port = parsed.port;
+        opt(&mut log.service, parsed.service, service);
+        log.pid = parsed.pid;
+        text(&mut log.message, parsed.message);
+        opt(&mut log.raw, Some(raw), raw_spare);
+        log.utc_offset_seconds = parsed.timestamp.map(|it| it.offset);
+        opt(&mut log.host, parsed.host, host);
+        opt(&mut log.ip_raw, parsed.ip_raw, ip_raw);
+        opt(&mut log.method, parsed.method, method);
+        log.dst = parsed.dst;
+        log.dport = parsed.dport;
+        opt(&mut log.protocol, parsed.protocol, protocol);
+        log.status = parsed.status;
+        opt(&mut log.path, parsed.path, path);
+        log.origin = None;
     }
-    text(&mut log.source, parsed.source);
-    log.timestamp = parsed.timestamp.and_then(vigil_parse::Stamp::to_utc);
-    opt(&mut log.level, parsed.level.map(vigil_parse::Level::as_str));
-    opt(&mut log.action, parsed.action.map(vigil_parse::Action::as_str));
-    log.ip = parsed.ip;
-    opt(&mut log.user, parsed.user);
-    log.port = parsed.port;
-    opt(&mut log.service, parsed.service);
-    log.pid = parsed.pid;
-    text(&mut log.message, parsed.message);
-    opt(&mut log.raw, Some(raw));
-    log.utc_offset_seconds = parsed.timestamp.map(|it| it.offset);
-    opt(&mut log.host, parsed.host);
-    opt(&mut log.ip_raw, parsed.ip_raw);
-    opt(&mut log.method, parsed.method);
-    log.dst = parsed.dst;
-    log.dport = parsed.dport;
-    opt(&mut log.protocol, parsed.protocol);
-    log.status = parsed.status;
-    opt(&mut log.path, parsed.path);
-    log.origin = None;
 }
 
 #[cfg(test)]
@@ -278,12 +314,13 @@ mod tests {
     fn the_reused_event_is_what_the_parser_would_build() {
         let parser = Format::Auto.parser(Clock::utc_at("2026-11-23T12:00:00Z".parse().unwrap()));
         let mut log = vigil_event::LogEvent::default();
+        let mut filler = Filler::default();
         // Every order, so each field goes from set to unset and back.
         for first in LINES {
             for line in LINES {
                 for line in [first, line] {
                     let parsed = parser.parse(line).expect(line);
-                    fill(&mut log, &parsed, line);
+                    filler.fill(&mut log, &parsed, line);
                     assert_eq!(log, parsed.to_log_event(line), "{line}");
                 }
             }
@@ -314,6 +351,8 @@ mod tests {
             .map(|it| it.tracer.as_ref())
             .collect();
         assert_eq!(tracers, ["ip", "event"]);
+        // The trace is stamped with the line's time, not the clock's.
+        assert_eq!(event.enrichment.trace.as_ref().unwrap().traced_at, event.timestamp);
         assert!(event.enrichment.fields.contains_key("threat_score"));
         // One address failing fast, over the IP tracer's threshold: the jail asks for its
         // ban and the tracer block-lists it, each on its own list.
