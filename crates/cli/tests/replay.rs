@@ -519,3 +519,78 @@ fn permanent_bans_and_bantime_multipliers_reach_the_ban_decisions() {
         assert!(err.contains("bantime") || err.contains("multipliers"), "{bad}: {err}");
     }
 }
+
+#[test]
+fn the_agent_bans_for_good_keeps_the_ban_across_a_restart_and_lists_it_as_permanent() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("auth.log");
+    let lines: String = (0..5)
+        .map(|i| {
+            format!(
+                "<38>1 2026-11-01T10:00:0{i}Z web1 sshd 42 - - Failed password for root from 203.0.113.9 port 22 ssh2\n"
+            )
+        })
+        .collect();
+    std::fs::write(&log, lines).unwrap();
+    // Runs the agent (bantime = -1 through the environment) until a ban event of `stage`.
+    let run_until = |stage: &str| -> Option<Value> {
+        let mut cmd = command(env!("CARGO_BIN_EXE_vigil"));
+        cmd.args(["run", "--print"])
+            .env("VIGIL_AGENT__STATE_DIR", dir.path().join("vigil"))
+            .env("VIGIL_JAILS__SSHD__BANTIME", "-1")
+            .env("VIGIL_SOURCES__FILES__AUTH__PATHS", format!("[{:?}]", log.to_str().unwrap()))
+            .env("VIGIL_SOURCES__FILES__AUTH__START_AT", "beginning")
+            .env("VIGIL_SOURCES__FILES__AUTH__POLL_INTERVAL", "20ms")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null());
+        let mut child = cmd.spawn().unwrap();
+        let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        let (tx, rx) = std::sync::mpsc::sync_channel(1024);
+        std::thread::spawn(move || {
+            for line in stdout.lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let mut found = None;
+        while found.is_none() && std::time::Instant::now() < deadline {
+            let Ok(line) = rx.recv_timeout(std::time::Duration::from_millis(200)) else { continue };
+            let event: Value = serde_json::from_str(&line).unwrap();
+            if event["kind"] == "ban" && event["payload"]["stage"] == stage {
+                found = Some(event);
+            }
+        }
+        rustix::process::kill_process(
+            rustix::process::Pid::from_child(&child),
+            rustix::process::Signal::TERM,
+        )
+        .unwrap();
+        assert!(child.wait().unwrap().success());
+        found
+    };
+    let banned = run_until("banned").expect("the ban manager's decision");
+    assert_eq!(banned["payload"]["ip"], "203.0.113.9");
+    assert_eq!(banned["payload"]["bantime_seconds"], -1);
+    assert_eq!(banned["payload"].get("until"), None, "no end: {banned}");
+    let bans = |json: bool| {
+        let mut cmd = command(env!("CARGO_BIN_EXE_vigil"));
+        cmd.arg("bans").env("VIGIL_AGENT__STATE_DIR", dir.path().join("vigil"));
+        if json {
+            cmd.arg("--json");
+        }
+        let out = cmd.output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    let rows: Value = serde_json::from_str(&bans(true)).unwrap();
+    assert_eq!(rows[0]["ip"], "203.0.113.9");
+    assert_eq!(rows[0]["until"], Value::Null);
+    assert!(bans(false).contains("permanent"), "{}", bans(false));
+    // Restarted, the agent restores it, still without an end.
+    let restored = run_until("restored").expect("the ban restored on start");
+    assert_eq!(restored["payload"]["ip"], "203.0.113.9");
+    assert_eq!(restored["payload"].get("until"), None, "{restored}");
+}
