@@ -73,7 +73,7 @@ pub struct JailConfig {
 pub struct BantimeIncrement {
     /// Whether repeat offenders get longer bans.
     pub enabled: bool,
-    /// Multiplier of the doubling (`bantime.factor`).
+    /// Multiplier of the doubling, or of `multipliers` (`bantime.factor`).
     pub factor: f64,
     /// Longest ban (`bantime.maxtime`).
     #[serde(with = "vigil_core::duration")]
@@ -86,7 +86,6 @@ pub struct BantimeIncrement {
     /// n-th ban of an address lasts `bantime × factor × multipliers[n-1]`, the last multiplier
     /// repeated for later bans, at most `maxtime`. As in fail2ban the first ban lasts `bantime`
     /// whatever the first multiplier. Empty (the default): the doubling formula. Each at least 1.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
     #[schemars(with = "Vec<u32>")]
     pub multipliers: Vec<NonZeroU32>,
 }

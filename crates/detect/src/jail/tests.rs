@@ -177,7 +177,7 @@ fn bantime_and_multipliers_are_read_like_fail2bans_and_bad_values_rejected() {
     let multipliers: Vec<u32> =
         jails.0["c"].bantime_increment.multipliers.iter().map(|it| it.get()).collect();
     assert_eq!(multipliers, [1, 5, 30]);
-    // Written back as read: -1 and the duration text; the list only when set.
+    // Written back as read: -1 and the duration text.
     let text = toml::to_string(&jails).unwrap();
     assert!(text.contains("bantime = -1"), "{text}");
     assert!(text.contains("multipliers = [1, 5, 30]"), "{text}");
