@@ -268,8 +268,7 @@ mod tests {
         // ban and the tracer block-lists it, each on its own list.
         for i in 0..40 {
             let line = format!(
-                "Nov  1 00:01:{:02} web1 sshd[9]: Failed password for root from 198.51.100.77 port 4000 ssh2",
-                i
+                "Nov  1 00:01:{i:02} web1 sshd[9]: Failed password for root from 198.51.100.77 port 4000 ssh2"
             );
             replay.line(&line, &mut requests);
         }
