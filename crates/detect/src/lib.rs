@@ -49,7 +49,6 @@ mod observation;
 mod port_scan;
 mod recurring_errors;
 mod replay;
-mod replay_tracers;
 mod report;
 mod resource_exhaustion;
 mod sshd;

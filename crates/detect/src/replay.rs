@@ -7,19 +7,19 @@
 //! dry run) and reports the decisions with [`Replay::ban_decided`], in line order.
 //!
 //! With tracers ([`Replay::with_tracers`], the agent's log tracers), each recognised line is
-//! also made into an owned event, stamped with the line's own time, and enriched as the
-//! agent's publish path enriches it, in line order on a second thread
-//! (`crate::replay_tracers`). Detectors never read the enrichment (in the agent neither), so
-//! they need not wait for it. The IP tracer's block-list requests (jail `ip_tracer`) are kept
+//! also made into an owned event before the detectors read it — one event whose buffers are
+//! reused from line to line, stamped with the line's own time so the tracers' event-time
+//! state (threat scores, windows) depends on the lines only — and enriched as the agent's
+//! publish path enriches it. The IP tracer's block-list requests (jail `ip_tracer`) are kept
 //! apart from the jails' requests: [`ReplaySummary::blocklisted`].
 
 use std::sync::Arc;
 
 use vigil_core::Enricher;
-use vigil_event::{Ban, Finding, LogEvent};
+use vigil_event::{Ban, Event, Finding, LogEvent, Payload, Trace};
 use vigil_parse::{Parsed, Parser};
 
-use crate::{JailSet, LineDetector, Observation, SshdDetector, replay_tracers::TracerStage};
+use crate::{JailSet, LineDetector, Observation, SshdDetector, observation::utc};
 
 /// Findings kept for the summary; beyond it they are only counted.
 pub const MAX_FINDINGS_KEPT: usize = 100_000;
@@ -37,7 +37,12 @@ pub struct Replay {
     /// The last line time seen, for lines without one.
     last_ms: i64,
     scratch: Vec<Finding>,
-    tracers: Option<TracerStage>,
+    tracers: Vec<Arc<dyn Enricher>>,
+    /// The event the tracers enrich, refilled for each line.
+    event: Event,
+    filler: Filler,
+    blocklisted: Vec<Ban>,
+    blocklisted_total: u64,
 }
 
 impl std::fmt::Debug for Replay {
@@ -89,15 +94,20 @@ impl Replay {
             findings_total: 0,
             last_ms: 0,
             scratch: Vec::new(),
-            tracers: None,
+            tracers: Vec::new(),
+            event: Event::new("replay", "replay", Payload::Log(LogEvent::default())),
+            filler: Filler::default(),
+            blocklisted: Vec::new(),
+            blocklisted_total: 0,
         }
     }
 
-    /// The same replay, enriching each recognised line with `tracers` (in order, on a thread
-    /// of their own); the events carry `host` and the source `replay`. No tracers: none run.
+    /// The same replay, enriching each recognised line with `tracers` (in order) before the
+    /// detectors read it; the events carry `host` and the source `replay`.
     #[must_use]
     pub fn with_tracers(mut self, tracers: Vec<Arc<dyn Enricher>>, host: Arc<str>) -> Replay {
-        self.tracers = (!tracers.is_empty()).then(|| TracerStage::start(tracers, host));
+        self.tracers = tracers;
+        self.event.host = host;
         self
     }
 
@@ -129,8 +139,8 @@ impl Replay {
         self.events += 1;
         let obs = Observation::from_parsed(&parsed, line, self.last_ms);
         self.last_ms = obs.at_ms;
-        if let Some(tracers) = &mut self.tracers {
-            tracers.push(&parsed, line, obs.at_ms);
+        if !self.tracers.is_empty() {
+            self.enrich(&parsed, line, obs.at_ms);
         }
         self.jails.observe(&obs, requests);
         if let Some(sshd) = &mut self.sshd {
@@ -147,6 +157,44 @@ impl Replay {
         }
     }
 
+    /// Runs the tracers over the line's event (event time `at_ms`); keeps the block-list
+    /// requests they make.
+    fn enrich(&mut self, parsed: &Parsed<'_>, line: &str, at_ms: i64) {
+        let event = &mut self.event;
+        if let Payload::Log(log) = &mut event.payload {
+            self.filler.fill(log, parsed, line);
+        }
+        event.timestamp = match &event.payload {
+            Payload::Log(LogEvent { timestamp: Some(at), .. }) => *at,
+            _ => utc(at_ms),
+        };
+        event.enrichment.fields.clear();
+        // The trace starts at the line's time (the tracers' records share the trace's time),
+        // so no clock is read and the trace depends on the lines only; its buffer is reused.
+        match &mut event.enrichment.trace {
+            Some(trace) => {
+                trace.traced_at = event.timestamp;
+                trace.tracers.clear();
+            }
+            none => {
+                *none = Some(Trace { traced_at: event.timestamp, tracers: Vec::with_capacity(4) })
+            }
+        }
+        for extra in vigil_core::enrich_with(&self.tracers, event) {
+            if let Payload::Ban(ban) = extra.payload {
+                self.blocklisted_total += 1;
+                if self.blocklisted.len() < MAX_FINDINGS_KEPT {
+                    self.blocklisted.push(ban);
+                }
+            }
+        }
+    }
+
+    /// The event the tracers enriched last (for tests and diagnostics).
+    pub fn last_event(&self) -> &Event {
+        &self.event
+    }
+
     /// Reports a ban decision back to the detectors that count blocked addresses.
     pub fn ban_decided(&mut self, ban: &Ban) {
         if let Some(sshd) = &mut self.sshd {
@@ -160,9 +208,9 @@ impl Replay {
     }
 
     /// The summary.
-    pub fn finish(self) -> ReplaySummary {
-        let (blocklisted, blocklisted_total) =
-            self.tracers.map(TracerStage::finish).unwrap_or_default();
+    pub fn finish(mut self) -> ReplaySummary {
+        // Lines of several files may go back in time; the order within one time is the lines'.
+        self.blocklisted.sort_by_key(|it| it.at);
         ReplaySummary {
             lines: self.lines,
             events: self.events,
@@ -170,9 +218,65 @@ impl Replay {
             findings_total: self.findings_total,
             sshd: self.sshd,
             jails: self.jails,
-            blocklisted,
-            blocklisted_total,
+            blocklisted: self.blocklisted,
+            blocklisted_total: self.blocklisted_total,
         }
+    }
+}
+
+/// Refills one [`LogEvent`] line after line: makes it what [`Parsed::to_log_event`] makes of
+/// the line, reusing its buffers — an optional field the line lacks keeps its buffer aside for
+/// the next line that has it — and the converted time of the last stamp.
+#[derive(Debug, Default)]
+struct Filler {
+    spare: [String; 10],
+    stamp: Option<vigil_parse::Stamp>,
+}
+
+impl Filler {
+    fn fill(&mut self, log: &mut LogEvent, parsed: &Parsed<'_>, raw: &str) {
+        fn text(into: &mut String, from: &str) {
+            into.clear();
+            into.push_str(from);
+        }
+        fn opt(into: &mut Option<String>, from: Option<&str>, spare: &mut String) {
+            match (into.as_mut(), from) {
+                (Some(buffer), Some(from)) => text(buffer, from),
+                (None, Some(from)) => {
+                    let mut buffer = std::mem::take(spare);
+                    text(&mut buffer, from);
+                    *into = Some(buffer);
+                }
+                (Some(_), None) => *spare = into.take().unwrap_or_default(),
+                (None, None) => {}
+            }
+        }
+        let [level, action, user, service, raw_spare, host, ip_raw, method, protocol, path] =
+            &mut self.spare;
+        text(&mut log.source, parsed.source);
+        if parsed.timestamp != self.stamp || log.timestamp.is_none() {
+            log.timestamp = parsed.timestamp.and_then(vigil_parse::Stamp::to_utc);
+            self.stamp = parsed.timestamp;
+        }
+        opt(&mut log.level, parsed.level.map(vigil_parse::Level::as_str), level);
+        opt(&mut log.action, parsed.action.map(vigil_parse::Action::as_str), action);
+        log.ip = parsed.ip;
+        opt(&mut log.user, parsed.user, user);
+        log.port = parsed.port;
+        opt(&mut log.service, parsed.service, service);
+        log.pid = parsed.pid;
+        text(&mut log.message, parsed.message);
+        opt(&mut log.raw, Some(raw), raw_spare);
+        log.utc_offset_seconds = parsed.timestamp.map(|it| it.offset);
+        opt(&mut log.host, parsed.host, host);
+        opt(&mut log.ip_raw, parsed.ip_raw, ip_raw);
+        opt(&mut log.method, parsed.method, method);
+        log.dst = parsed.dst;
+        log.dport = parsed.dport;
+        opt(&mut log.protocol, parsed.protocol, protocol);
+        log.status = parsed.status;
+        opt(&mut log.path, parsed.path, path);
+        log.origin = None;
     }
 }
 
@@ -208,9 +312,8 @@ mod tests {
 
     #[test]
     fn the_reused_event_is_what_the_parser_would_build() {
-        use crate::replay_tracers::Filler;
         let parser = Format::Auto.parser(Clock::utc_at("2026-11-23T12:00:00Z".parse().unwrap()));
-        let mut log = LogEvent::default();
+        let mut log = vigil_event::LogEvent::default();
         let mut filler = Filler::default();
         // Every order, so each field goes from set to unset and back.
         for first in LINES {
@@ -224,46 +327,33 @@ mod tests {
         }
     }
 
-    /// A tracer that notes what it saw: the line's time, the trace's time, the tracers before
-    /// it.
-    #[derive(Default)]
-    struct Seen(std::sync::Mutex<Vec<(String, String, Vec<String>)>>);
-
-    impl Enricher for Seen {
-        fn name(&self) -> &str {
-            "seen"
-        }
-
-        fn wants(&self, _: &vigil_event::Event) -> bool {
-            true
-        }
-
-        fn enrich(&self, event: &mut vigil_event::Event, _: &mut Vec<vigil_event::Event>) {
-            let trace = event.enrichment.trace.as_ref().unwrap();
-            let before = trace.tracers.iter().map(|it| it.tracer.to_string()).collect();
-            let entry = (event.timestamp.to_rfc3339(), trace.traced_at.to_rfc3339(), before);
-            self.0.lock().unwrap().push(entry);
-        }
-    }
-
-    fn traced_with(seen: Arc<Seen>) -> Replay {
+    fn traced() -> Replay {
         let ip = vigil_enrich::ip::IpTracerConfig::default().build().unwrap().unwrap();
         let event = vigil_enrich::event::EventTracerConfig::default().build().unwrap();
-        let chain: Vec<Arc<dyn Enricher>> = vec![Arc::new(ip), Arc::new(event), seen];
+        let chain: Vec<Arc<dyn Enricher>> = vec![Arc::new(ip), Arc::new(event)];
         replay().with_tracers(chain, "web1".into())
-    }
-
-    fn traced() -> Replay {
-        traced_with(Arc::default())
     }
 
     #[test]
     fn tracers_enrich_each_line_in_event_time_and_block_lists_stay_apart() {
-        let seen = Arc::new(Seen::default());
-        let mut replay = traced_with(seen.clone());
+        let mut replay = traced();
         let mut requests = Vec::new();
         replay.line(LINES[0], &mut requests);
-        replay.line("not a log line", &mut requests);
+        let event = replay.last_event();
+        assert_eq!(event.timestamp.to_rfc3339(), "2026-11-01T00:00:46+00:00");
+        let tracers: Vec<&str> = event
+            .enrichment
+            .trace
+            .as_ref()
+            .unwrap()
+            .tracers
+            .iter()
+            .map(|it| it.tracer.as_ref())
+            .collect();
+        assert_eq!(tracers, ["ip", "event"]);
+        // The trace is stamped with the line's time, not the clock's.
+        assert_eq!(event.enrichment.trace.as_ref().unwrap().traced_at, event.timestamp);
+        assert!(event.enrichment.fields.contains_key("threat_score"));
         // One address failing fast, over the IP tracer's threshold: the jail asks for its
         // ban and the tracer block-lists it, each on its own list.
         for i in 0..40 {
@@ -274,13 +364,6 @@ mod tests {
         }
         assert!(requests.iter().all(|it| it.jail == "sshd") && !requests.is_empty());
         let summary = replay.finish();
-        // Every recognised line, in order, stamped with its own time, the trace too.
-        let seen = seen.0.lock().unwrap();
-        assert_eq!(seen.len(), 41);
-        let t = "2026-11-01T00:00:46+00:00".to_owned();
-        assert_eq!(seen[0], (t.clone(), t, vec!["ip".to_owned(), "event".to_owned()]));
-        assert_eq!(seen[40].0, "2026-11-01T00:01:39+00:00");
-        assert!(seen.iter().all(|it| it.0 == it.1));
         assert_eq!(summary.blocklisted_total, 1);
         let listed = &summary.blocklisted[0];
         assert_eq!((listed.ip.as_str(), listed.jail.as_str()), ("198.51.100.77", "ip_tracer"));
