@@ -190,11 +190,6 @@ impl Replay {
         }
     }
 
-    /// The event the tracers enriched last (for tests and diagnostics).
-    pub fn last_event(&self) -> &Event {
-        &self.event
-    }
-
     /// Reports a ban decision back to the detectors that count blocked addresses.
     pub fn ban_decided(&mut self, ban: &Ban) {
         if let Some(sshd) = &mut self.sshd {
@@ -313,7 +308,7 @@ mod tests {
     #[test]
     fn the_reused_event_is_what_the_parser_would_build() {
         let parser = Format::Auto.parser(Clock::utc_at("2026-11-23T12:00:00Z".parse().unwrap()));
-        let mut log = vigil_event::LogEvent::default();
+        let mut log = LogEvent::default();
         let mut filler = Filler::default();
         // Every order, so each field goes from set to unset and back.
         for first in LINES {
@@ -327,33 +322,46 @@ mod tests {
         }
     }
 
-    fn traced() -> Replay {
+    /// A tracer that notes what it saw: the line's time, the trace's time, the tracers before
+    /// it.
+    #[derive(Default)]
+    struct Seen(std::sync::Mutex<Vec<(String, String, Vec<String>)>>);
+
+    impl Enricher for Seen {
+        fn name(&self) -> &str {
+            "seen"
+        }
+
+        fn wants(&self, _: &Event) -> bool {
+            true
+        }
+
+        fn enrich(&self, event: &mut Event, _: &mut Vec<Event>) {
+            let trace = event.enrichment.trace.as_ref().unwrap();
+            let before = trace.tracers.iter().map(|it| it.tracer.to_string()).collect();
+            let entry = (event.timestamp.to_rfc3339(), trace.traced_at.to_rfc3339(), before);
+            self.0.lock().unwrap().push(entry);
+        }
+    }
+
+    fn traced_with(seen: Arc<Seen>) -> Replay {
         let ip = vigil_enrich::ip::IpTracerConfig::default().build().unwrap().unwrap();
         let event = vigil_enrich::event::EventTracerConfig::default().build().unwrap();
-        let chain: Vec<Arc<dyn Enricher>> = vec![Arc::new(ip), Arc::new(event)];
+        let chain: Vec<Arc<dyn Enricher>> = vec![Arc::new(ip), Arc::new(event), seen];
         replay().with_tracers(chain, "web1".into())
+    }
+
+    fn traced() -> Replay {
+        traced_with(Arc::default())
     }
 
     #[test]
     fn tracers_enrich_each_line_in_event_time_and_block_lists_stay_apart() {
-        let mut replay = traced();
+        let seen = Arc::new(Seen::default());
+        let mut replay = traced_with(seen.clone());
         let mut requests = Vec::new();
         replay.line(LINES[0], &mut requests);
-        let event = replay.last_event();
-        assert_eq!(event.timestamp.to_rfc3339(), "2026-11-01T00:00:46+00:00");
-        let tracers: Vec<&str> = event
-            .enrichment
-            .trace
-            .as_ref()
-            .unwrap()
-            .tracers
-            .iter()
-            .map(|it| it.tracer.as_ref())
-            .collect();
-        assert_eq!(tracers, ["ip", "event"]);
-        // The trace is stamped with the line's time, not the clock's.
-        assert_eq!(event.enrichment.trace.as_ref().unwrap().traced_at, event.timestamp);
-        assert!(event.enrichment.fields.contains_key("threat_score"));
+        replay.line("not a log line", &mut requests);
         // One address failing fast, over the IP tracer's threshold: the jail asks for its
         // ban and the tracer block-lists it, each on its own list.
         for i in 0..40 {
@@ -364,6 +372,13 @@ mod tests {
         }
         assert!(requests.iter().all(|it| it.jail == "sshd") && !requests.is_empty());
         let summary = replay.finish();
+        // Every recognised line, in order, stamped with its own time, the trace too.
+        let seen = seen.0.lock().unwrap();
+        assert_eq!(seen.len(), 41);
+        let t = "2026-11-01T00:00:46+00:00".to_owned();
+        assert_eq!(seen[0], (t.clone(), t, vec!["ip".to_owned(), "event".to_owned()]));
+        assert_eq!(seen[40].0, "2026-11-01T00:01:39+00:00");
+        assert!(seen.iter().all(|it| it.0 == it.1));
         assert_eq!(summary.blocklisted_total, 1);
         let listed = &summary.blocklisted[0];
         assert_eq!((listed.ip.as_str(), listed.jail.as_str()), ("198.51.100.77", "ip_tracer"));
