@@ -113,34 +113,41 @@ impl Replay {
 
     /// Reads one line (without its terminator); ban requests are pushed to `requests`.
     pub fn line(&mut self, line: &str, requests: &mut Vec<Ban>) {
-        self.line_with(line, requests, |_| ());
+        self.line_with(line, requests, None::<fn(LogEvent)>);
     }
 
     /// [`line`](Replay::line), also handing the line's owned event (with `raw` set) to `keep`
-    /// when a parser recognised it — for a replay that back-fills a store.
+    /// when a parser recognised it — for a replay that back-fills a store. With tracers it is
+    /// the event they read, so the line is not converted twice.
     pub fn line_keeping(
         &mut self,
         line: &str,
         requests: &mut Vec<Ban>,
         keep: impl FnOnce(LogEvent),
     ) {
-        self.line_with(line, requests, |parsed| keep(parsed.to_log_event(line)));
+        self.line_with(line, requests, Some(keep));
     }
 
     fn line_with(
         &mut self,
         line: &str,
         requests: &mut Vec<Ban>,
-        on_parsed: impl FnOnce(&Parsed<'_>),
+        keep: Option<impl FnOnce(LogEvent)>,
     ) {
         self.lines += 1;
         let Some(parsed) = self.parser.parse(line) else { return };
-        on_parsed(&parsed);
         self.events += 1;
         let obs = Observation::from_parsed(&parsed, line, self.last_ms);
         self.last_ms = obs.at_ms;
         if !self.tracers.is_empty() {
             self.enrich(&parsed, line, obs.at_ms);
+            if let Some(keep) = keep
+                && let Payload::Log(log) = &mut self.event.payload
+            {
+                keep(std::mem::take(log));
+            }
+        } else if let Some(keep) = keep {
+            keep(parsed.to_log_event(line));
         }
         self.jails.observe(&obs, requests);
         if let Some(sshd) = &mut self.sshd {
@@ -384,6 +391,21 @@ mod tests {
         assert_eq!((listed.ip.as_str(), listed.jail.as_str()), ("198.51.100.77", "ip_tracer"));
         assert!(listed.at.to_rfc3339().starts_with("2026-11-01T00:01:"));
         assert!(listed.evidence.data["score"].as_u64().unwrap() >= 70);
+    }
+
+    #[test]
+    fn a_kept_line_is_the_event_the_tracers_read() {
+        let parser = Format::Auto.parser(Clock::utc_at("2026-11-23T12:00:00Z".parse().unwrap()));
+        let mut replay = traced();
+        let mut requests = Vec::new();
+        for line in LINES.iter().chain(LINES.iter().rev()) {
+            let mut kept = None;
+            replay.line_keeping(line, &mut requests, |log| kept = Some(log));
+            assert_eq!(kept, Some(parser.parse(line).unwrap().to_log_event(line)), "{line}");
+        }
+        let mut kept = None;
+        replay.line_keeping("not a log line", &mut requests, |log| kept = Some(log));
+        assert_eq!(kept, None);
     }
 
     proptest! {
