@@ -184,7 +184,7 @@ impl Replay {
                 trace.tracers.clear();
             }
             none => {
-                *none = Some(Trace { traced_at: event.timestamp, tracers: Vec::with_capacity(4) })
+                *none = Some(Trace { traced_at: event.timestamp, tracers: Vec::with_capacity(4) });
             }
         }
         for extra in vigil_core::enrich_with(&self.tracers, event) {
