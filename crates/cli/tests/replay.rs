@@ -383,3 +383,214 @@ fn replay_store_back_fills_every_line_once() {
     // Each replay wrote its decisions: twice the summary's bans, same addresses.
     assert_eq!(bans.as_array().unwrap().len(), 2 * want.len(), "{bans}");
 }
+
+#[test]
+fn tracers_block_list_attackers_apart_from_the_jails_bans_deterministically() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, summary) = generate(dir.path(), 100_000, 5);
+    let args = ["replay", "--json", "--tz", "UTC", "--now", "2026-12-01T00:00:00Z"];
+    let run = || {
+        let out = vigil(&[&args[..], &[log.to_str().unwrap()]].concat());
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        out.stdout
+    };
+    let first = run();
+    // The same files and configuration give the same bytes, trace clocks notwithstanding.
+    assert_eq!(first, run(), "two replays differ");
+    let got: Value = serde_json::from_slice(&first).unwrap();
+    // The jails' bans stay exactly fail2ban's.
+    assert_eq!(first_bans(&got), expected(&summary, "normal"));
+    assert!(got["bans"].as_array().unwrap().iter().all(|it| it["jail"] == "sshd"));
+    let listed = got["blocklisted"].as_array().unwrap();
+    assert!(listed.len() > 10, "the fast brute-forcers are block-listed: {}", listed.len());
+    let attackers: std::collections::BTreeSet<String> = summary["attackers"]
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|it| it.as_array().unwrap())
+        .map(|it| canonical(it.as_str().unwrap()))
+        .collect();
+    let of = |key: &str| -> Vec<String> {
+        summary[key].as_array().unwrap().iter().map(|it| canonical(it.as_str().unwrap())).collect()
+    };
+    let (legit, decoys) = (of("legit_ips"), of("decoy_ips"));
+    let mut seen = std::collections::BTreeSet::new();
+    let mut last = String::new();
+    for it in listed {
+        let ip = it["ip"].as_str().unwrap().to_owned();
+        assert!(attackers.contains(&ip), "{ip} is no attacker");
+        assert!(!legit.contains(&ip) && !decoys.contains(&ip), "{ip}");
+        assert!(seen.insert(ip.clone()), "{ip} block-listed twice");
+        let at = it["at"].as_str().unwrap().to_owned();
+        assert!(at >= last, "ordered by time: {at} after {last}");
+        last = at;
+        assert!(it["score"].as_u64().unwrap() >= 70, "{it}");
+        assert!(!it["reasons"].as_array().unwrap().is_empty(), "{it}");
+    }
+    // --jail filters the bans only; the human summary counts the block-list on one line.
+    let human =
+        vigil(&[&["replay"], &args[2..], &["--jail", "sshd", log.to_str().unwrap()]].concat());
+    let shown = text(&human.stdout);
+    assert!(
+        shown.contains(&format!("block-listed by threat score: {}\n", listed.len())),
+        "{shown}"
+    );
+    // With the IP tracer off there is nothing to block-list; the bans do not change.
+    let off = dir.path().join("off.toml");
+    std::fs::write(&off, "[tracers.ip]\nenabled = false\n").unwrap();
+    let out =
+        vigil(&[&args[..], &["--config", off.to_str().unwrap(), log.to_str().unwrap()]].concat());
+    let without: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(without["blocklisted"], serde_json::json!([]));
+    assert_eq!(without["bans"], got["bans"]);
+    assert_eq!(without["findings"], got["findings"]);
+}
+
+#[test]
+fn permanent_bans_and_bantime_multipliers_reach_the_ban_decisions() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("auth.log");
+    // One failure each at 00:00, 00:10, 00:30 and 01:10 (maxretry 1: a ban each, once the
+    // previous one has ended).
+    let lines: String = ["00:00:00", "00:10:00", "00:30:00", "01:10:00"]
+        .iter()
+        .map(|t| {
+            format!(
+                "Nov  1 {t} web1 sshd[7]: Failed password for root from 203.0.113.9 port 22 ssh2\n"
+            )
+        })
+        .collect();
+    std::fs::write(&log, lines).unwrap();
+    let run = |config: &str| -> Value {
+        let path = dir.path().join("jail.toml");
+        std::fs::write(&path, config).unwrap();
+        replay(&["--config", path.to_str().unwrap(), log.to_str().unwrap()])
+    };
+    let got = run("[jails.sshd]\nmaxretry = 1\n[jails.sshd.bantime_increment]\nenabled = true\n\
+         multipliers = [1, 2, 4]\nmaxtime = \"30m\"\n");
+    let spans: Vec<(String, String)> = got["bans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| (b["at"].as_str().unwrap().into(), b["until"].as_str().unwrap().into()))
+        .collect();
+    let span = |a: &str, b: &str| (format!("2026-11-01T{a}Z"), format!("2026-11-01T{b}Z"));
+    // 10m, then 10m × 2, then 10m × 4 capped at maxtime 30m, then the last multiplier again.
+    assert_eq!(
+        spans,
+        vec![
+            span("00:00:00", "00:10:00"),
+            span("00:10:00", "00:30:00"),
+            span("00:30:00", "01:00:00"),
+            span("01:10:00", "01:40:00"),
+        ]
+    );
+    let got = run("[jails.sshd]\nmaxretry = 1\nbantime = -1\n");
+    let bans = got["bans"].as_array().unwrap();
+    assert_eq!(bans.len(), 1, "banned for good at the first failure: {got}");
+    assert_eq!(bans[0]["until"], Value::Null);
+    let path = dir.path().join("jail.toml");
+    let out = vigil(&[
+        "replay",
+        "--config",
+        path.to_str().unwrap(),
+        "--tz",
+        "UTC",
+        log.to_str().unwrap(),
+    ]);
+    assert!(
+        text(&out.stdout).contains("until permanent after 1 failures"),
+        "{}",
+        text(&out.stdout)
+    );
+    // `vigil config check` takes the new keys and refuses bad values with exit 2.
+    let out = vigil(&["config", "check", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    for bad in [
+        "[jails.sshd]\nbantime = \"-5m\"\n",
+        "[jails.sshd]\nbantime = 600\n",
+        "[jails.sshd.bantime_increment]\nmultipliers = [2, 0]\n",
+        "[jails.sshd.bantime_increment]\nmultipliers = \"1 2 4\"\n",
+    ] {
+        std::fs::write(&path, bad).unwrap();
+        let out = vigil(&["config", "check", path.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(2), "{bad}");
+        let err = text(&out.stderr);
+        assert!(err.contains("bantime") || err.contains("multipliers"), "{bad}: {err}");
+    }
+}
+
+#[test]
+fn the_agent_bans_for_good_keeps_the_ban_across_a_restart_and_lists_it_as_permanent() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("auth.log");
+    let lines: String = (0..5)
+        .map(|i| {
+            format!(
+                "<38>1 2026-11-01T10:00:0{i}Z web1 sshd 42 - - Failed password for root from 203.0.113.9 port 22 ssh2\n"
+            )
+        })
+        .collect();
+    std::fs::write(&log, lines).unwrap();
+    // Runs the agent (bantime = -1 through the environment) until a ban event of `stage`.
+    let run_until = |stage: &str| -> Option<Value> {
+        let mut cmd = command(env!("CARGO_BIN_EXE_vigil"));
+        cmd.args(["run", "--print"])
+            .env("VIGIL_AGENT__STATE_DIR", dir.path().join("vigil"))
+            .env("VIGIL_JAILS__SSHD__BANTIME", "-1")
+            .env("VIGIL_SOURCES__FILES__AUTH__PATHS", format!("[{:?}]", log.to_str().unwrap()))
+            .env("VIGIL_SOURCES__FILES__AUTH__START_AT", "beginning")
+            .env("VIGIL_SOURCES__FILES__AUTH__POLL_INTERVAL", "20ms")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null());
+        let mut child = cmd.spawn().unwrap();
+        let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        let (tx, rx) = std::sync::mpsc::sync_channel(1024);
+        std::thread::spawn(move || {
+            for line in stdout.lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let mut found = None;
+        while found.is_none() && std::time::Instant::now() < deadline {
+            let Ok(line) = rx.recv_timeout(std::time::Duration::from_millis(200)) else { continue };
+            let event: Value = serde_json::from_str(&line).unwrap();
+            if event["kind"] == "ban" && event["payload"]["stage"] == stage {
+                found = Some(event);
+            }
+        }
+        rustix::process::kill_process(
+            rustix::process::Pid::from_child(&child),
+            rustix::process::Signal::TERM,
+        )
+        .unwrap();
+        assert!(child.wait().unwrap().success());
+        found
+    };
+    let banned = run_until("banned").expect("the ban manager's decision");
+    assert_eq!(banned["payload"]["ip"], "203.0.113.9");
+    assert_eq!(banned["payload"]["bantime_seconds"], -1);
+    assert_eq!(banned["payload"].get("until"), None, "no end: {banned}");
+    let bans = |json: bool| {
+        let mut cmd = command(env!("CARGO_BIN_EXE_vigil"));
+        cmd.arg("bans").env("VIGIL_AGENT__STATE_DIR", dir.path().join("vigil"));
+        if json {
+            cmd.arg("--json");
+        }
+        let out = cmd.output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    let rows: Value = serde_json::from_str(&bans(true)).unwrap();
+    assert_eq!(rows[0]["ip"], "203.0.113.9");
+    assert_eq!(rows[0]["until"], Value::Null);
+    assert!(bans(false).contains("permanent"), "{}", bans(false));
+    // Restarted, the agent restores it, still without an end.
+    let restored = run_until("restored").expect("the ban restored on start");
+    assert_eq!(restored["payload"]["ip"], "203.0.113.9");
+    assert_eq!(restored["payload"].get("until"), None, "{restored}");
+}

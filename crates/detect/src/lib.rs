@@ -56,7 +56,7 @@ mod window;
 
 pub use error::Error;
 pub use ip_sweep::{IpSweepConfig, IpSweepDetector};
-pub use jail::{JailConfig, JailSet, JailsConfig, JailsDetector};
+pub use jail::{Bantime, JailConfig, JailSet, JailsConfig, JailsDetector};
 pub use line_detector::LineDetector;
 pub use observation::{Observation, action_named};
 pub use port_scan::{PortScanConfig, PortScanDetector};

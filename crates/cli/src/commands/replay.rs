@@ -1,6 +1,10 @@
-//! `vigil replay FILE…`: the whole detection pipeline over historic files — parse, detectors,
-//! ban decisions (always a dry run) — as fast as the machine allows, with event-time clocks so
-//! the result depends only on the files and the configuration.
+//! `vigil replay FILE…`: the whole detection pipeline over historic files — parse, tracers,
+//! detectors, ban decisions (always a dry run) — as fast as the machine allows, with event-time
+//! clocks so the result depends only on the files and the configuration.
+//!
+//! The tracers are the agent's log tracers (`[tracers.ip]`, `.event`, `.error`, built by
+//! `crate::tracers::log_tracers` as `vigil run` builds them); the IP tracer's block-list
+//! requests are reported apart (`blocklisted`), never mixed into the jails' `bans`.
 //!
 //! Files are read in large blocks and each line is parsed once in place (see `vigil parse`);
 //! detectors read the borrowed line, so lines no detector counts cost only their parse. A
@@ -33,7 +37,8 @@ pub struct Args {
     /// Run only this jail (repeat for several); the default runs every enabled jail.
     #[arg(long, value_name = "NAME")]
     jail: Vec<String>,
-    /// Print one JSON object: lines, events, findings, bans (ip, jail, at, until, failures).
+    /// Print one JSON object: lines, events, findings, bans (ip, jail, at, until, failures),
+    /// and blocklisted (ip, at, score, reasons: the IP tracer's block-list, apart from bans).
     #[arg(long)]
     json: bool,
     /// The time year-less timestamps are completed against, RFC 3339 (default: the newest
@@ -82,7 +87,17 @@ pub fn run(args: &Args, config: &Config) -> anyhow::Result<ExitCode> {
     };
     let sshd = config.detectors.sshd.build();
     let others = crate::agent_detect::line_detectors(config);
-    let mut replay = Replay::new(Format::Auto.parser(clock), jails, sshd, others);
+    // The IP tracer's block-list is always reported; whether the agent also hands it to the
+    // ban manager (`request_bans`) does not change what the tracer decides.
+    let mut tracers_config = config.tracers.clone();
+    tracers_config.ip.request_bans = true;
+    let tracers = match crate::tracers::log_tracers(&tracers_config) {
+        Ok(it) => it,
+        Err(err) => return usage(format!("{err:#}")),
+    };
+    let host = config.agent.host.clone().unwrap_or_else(|| "replay".to_owned());
+    let mut replay = Replay::new(Format::Auto.parser(clock), jails, sshd, others)
+        .with_tracers(tracers.chain, host.into());
 
     let total_bytes: u64 =
         args.files.iter().filter_map(|it| std::fs::metadata(it).ok()).map(|it| it.len()).sum();
@@ -261,6 +276,15 @@ fn newest_mtime(files: &[PathBuf]) -> Option<jiff::Timestamp> {
     jiff::Timestamp::try_from(newest).ok()
 }
 
+/// One block-list request of the IP tracer as `--json` prints it.
+#[derive(Serialize)]
+struct JsonBlocklisted<'a> {
+    ip: &'a str,
+    at: String,
+    score: &'a serde_json::Value,
+    reasons: &'a serde_json::Value,
+}
+
 /// One ban as `--json` prints it (the keys are the contract of `vigil replay --json`).
 #[derive(Serialize)]
 struct JsonBan<'a> {
@@ -278,6 +302,7 @@ struct JsonSummary<'a> {
     findings: &'a [Finding],
     bans: Vec<JsonBan<'a>>,
     findings_total: u64,
+    blocklisted: Vec<JsonBlocklisted<'a>>,
 }
 
 fn rfc3339(at: chrono::DateTime<chrono::Utc>) -> String {
@@ -300,6 +325,16 @@ fn print_json(summary: &ReplaySummary, bans: &[Ban]) -> io::Result<()> {
             })
             .collect(),
         findings_total: summary.findings_total,
+        blocklisted: summary
+            .blocklisted
+            .iter()
+            .map(|b| JsonBlocklisted {
+                ip: &b.ip,
+                at: rfc3339(b.at),
+                score: b.evidence.data.get("score").unwrap_or(&serde_json::Value::Null),
+                reasons: b.evidence.data.get("score_reasons").unwrap_or(&serde_json::Value::Null),
+            })
+            .collect(),
     };
     let mut out = io::BufWriter::new(io::stdout().lock());
     serde_json::to_writer(&mut out, &json)?;
@@ -329,5 +364,6 @@ fn print_text(summary: &ReplaySummary, bans: &[Ban]) -> io::Result<()> {
     addresses.sort_unstable();
     addresses.dedup();
     writeln!(out, "addresses {:>12}", addresses.len())?;
+    writeln!(out, "block-listed by threat score: {}", summary.blocklisted_total)?;
     out.flush()
 }

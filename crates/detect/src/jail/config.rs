@@ -14,9 +14,13 @@
 //! enabled = true
 //! factor = 1.0
 //! maxtime = "1w"
+//! # multipliers = [1, 2, 4, 8, 16, 32, 64]   # fail2ban's bantime.multipliers
+//!
+//! [jails.recidive]
+//! bantime = -1               # permanent, as fail2ban's negative bantime
 //! ```
 
-use std::{collections::BTreeMap, time::Duration};
+use std::{collections::BTreeMap, num::NonZeroU32, time::Duration};
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -47,10 +51,10 @@ pub struct JailConfig {
     #[serde(with = "vigil_core::duration")]
     #[schemars(with = "String")]
     pub findtime: Duration,
-    /// How long a first ban lasts.
-    #[serde(with = "vigil_core::duration")]
-    #[schemars(with = "String")]
-    pub bantime: Duration,
+    /// How long a first ban lasts: a duration (`"10m"`), or `-1` for a permanent ban
+    /// (fail2ban's negative `bantime`; a permanent ban is never lengthened nor lifted by time).
+    #[schemars(with = "BantimeSchema")]
+    pub bantime: Bantime,
     /// Longer bans for addresses banned before (fail2ban's `bantime.increment`).
     pub bantime_increment: BantimeIncrement,
     /// Addresses and prefixes never counted nor banned (fail2ban's `ignoreip`; host names are
@@ -62,13 +66,14 @@ pub struct JailConfig {
 }
 
 /// fail2ban's `bantime.increment`: the n-th ban of an address lasts
-/// `bantime × factor × 2^(n-1)` (the first ban lasts `bantime`), at most `maxtime`.
+/// `bantime × factor × 2^(n-1)` (the first ban lasts `bantime`), at most `maxtime`; with
+/// `multipliers`, `bantime × factor × multipliers[n-1]` instead (the last multiplier repeated).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct BantimeIncrement {
     /// Whether repeat offenders get longer bans.
     pub enabled: bool,
-    /// Multiplier of the doubling (`bantime.factor`).
+    /// Multiplier of the doubling, or of `multipliers` (`bantime.factor`).
     pub factor: f64,
     /// Longest ban (`bantime.maxtime`).
     #[serde(with = "vigil_core::duration")]
@@ -77,6 +82,101 @@ pub struct BantimeIncrement {
     /// Most addresses whose earlier bans are remembered; beyond it the ones banned longest ago
     /// are forgotten and counted as evicted.
     pub max_remembered: usize,
+    /// fail2ban's `bantime.multipliers` (written as a list: `[1, 2, 4, 8, 16, 32, 64]`): the
+    /// n-th ban of an address lasts `bantime × factor × multipliers[n-1]`, the last multiplier
+    /// repeated for later bans, at most `maxtime`. As in fail2ban the first ban lasts `bantime`
+    /// whatever the first multiplier. Empty (the default): the doubling formula. Each at least 1.
+    #[schemars(with = "Vec<u32>")]
+    pub multipliers: Vec<NonZeroU32>,
+}
+
+/// A jail's `bantime`: how long a ban lasts, or permanent (fail2ban's negative `bantime`).
+///
+/// Written as a duration text (`"10m"`, `"1d"`) or as a negative number (`-1`, also `"-1"`);
+/// it is written back as the text or `-1`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bantime {
+    /// Bans last this long.
+    For(Duration),
+    /// Bans never end by themselves.
+    Permanent,
+}
+
+impl Bantime {
+    /// The duration, `None` when permanent.
+    pub fn duration(self) -> Option<Duration> {
+        match self {
+            Bantime::For(it) => Some(it),
+            Bantime::Permanent => None,
+        }
+    }
+
+    /// Whether bans are permanent.
+    pub fn is_permanent(self) -> bool {
+        self == Bantime::Permanent
+    }
+}
+
+impl From<Duration> for Bantime {
+    fn from(it: Duration) -> Bantime {
+        Bantime::For(it)
+    }
+}
+
+/// The schema of [`Bantime`]: a duration text or a negative number.
+#[derive(JsonSchema)]
+#[allow(dead_code)] // Only its schema is used.
+#[serde(untagged)]
+enum BantimeSchema {
+    /// A duration such as `"10m"`.
+    Text(String),
+    /// `-1`: permanent.
+    Permanent(i64),
+}
+
+impl Serialize for Bantime {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Bantime::For(it) => vigil_core::duration::serialize(it, s),
+            Bantime::Permanent => s.serialize_i64(-1),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Bantime {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Bantime, D::Error> {
+        struct Visitor;
+        const EXPECTED: &str = "a duration such as \"10m\", or -1 for a permanent ban";
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Bantime;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(EXPECTED)
+            }
+
+            fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Bantime, E> {
+                if n < 0 {
+                    Ok(Bantime::Permanent)
+                } else {
+                    Err(E::custom(format!("invalid bantime {n}: expected {EXPECTED}")))
+                }
+            }
+
+            fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Bantime, E> {
+                Err(E::custom(format!("invalid bantime {n}: expected {EXPECTED}")))
+            }
+
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Bantime, E> {
+                let trimmed = text.trim();
+                if let Ok(n) = trimmed.parse::<i64>() {
+                    return self.visit_i64(n);
+                }
+                let text = serde::de::value::StrDeserializer::<E>::new(text);
+                vigil_core::duration::deserialize(text).map(Bantime::For)
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
 }
 
 impl Default for BantimeIncrement {
@@ -86,6 +186,7 @@ impl Default for BantimeIncrement {
             factor: 1.0,
             maxtime: Duration::from_secs(7 * 24 * 3600),
             max_remembered: 20_000,
+            multipliers: Vec::new(),
         }
     }
 }
@@ -99,7 +200,7 @@ impl Default for JailConfig {
             filter_file: None,
             maxretry: 5,
             findtime: Duration::from_secs(600),
-            bantime: Duration::from_secs(600),
+            bantime: Bantime::For(Duration::from_secs(600)),
             bantime_increment: BantimeIncrement::default(),
             ignoreip: vec!["127.0.0.1/8".to_owned(), "::1".to_owned()],
             max_tracked: 20_000,

@@ -10,7 +10,12 @@
 //! - While the address is still banned (`t < until` of the jail's last request), a new
 //!   threshold crossing asks for nothing (fail2ban's "already banned") and is counted.
 //! - The n-th ban of an address lasts `bantime` for n = 1 and, with `bantime.increment`,
-//!   `bantime × factor × 2^(n-1)` (the exponent capped at 20), at most `maxtime`.
+//!   `max(bantime, bantime × factor × 2^(n-1))` (the exponent capped at 20), at most
+//!   `maxtime`; with `bantime.multipliers`, `bantime × factor × multipliers[n-1]` (the last
+//!   multiplier for every later ban), at most `maxtime` (fail2ban 1.0.2's `setBanTimeExtra`
+//!   and `incrBanTime`: the formula only applies from the second ban).
+//! - A negative `bantime` (`-1`) bans for good: the request asks for `bantime_seconds = -1`,
+//!   the address stays "already banned" and increments never apply.
 //! - Addresses in `ignoreip` are neither counted nor banned.
 //!
 //! fail2ban's implementation approximates the window with a rate estimate once a ticket is
@@ -88,6 +93,7 @@ pub struct Jail {
     increment: bool,
     factor: f64,
     maxtime_ms: i64,
+    multipliers: Vec<u32>,
     max_tracked: usize,
     max_remembered: usize,
     rule: String,
@@ -120,10 +126,11 @@ impl Jail {
             ignore,
             maxretry,
             findtime_ms: millis(config.findtime),
-            bantime_ms: millis(config.bantime),
+            bantime_ms: config.bantime.duration().map_or(-1, millis),
             increment: config.bantime_increment.enabled,
             factor: config.bantime_increment.factor,
             maxtime_ms: millis(config.bantime_increment.maxtime),
+            multipliers: config.bantime_increment.multipliers.iter().map(|it| it.get()).collect(),
             max_tracked: config.max_tracked.max(1),
             max_remembered: config.bantime_increment.max_remembered.max(1),
             rule,
@@ -207,23 +214,15 @@ impl Jail {
         if !self.bans.contains_key(&ip) && self.bans.len() >= self.max_remembered {
             self.forget_bans(at);
         }
-        let record = self.bans.entry(ip).or_insert(BanRecord { count: 0, at_ms: at, until_ms: at });
-        let previous = record.count;
-        let bantime_ms = if self.increment && previous > 0 && self.bantime_ms > 0 {
-            let scaled = self.bantime_ms as f64 * self.factor * f64::from(1u32 << previous.min(20));
-            scaled.min(self.maxtime_ms as f64) as i64
-        } else {
-            self.bantime_ms
-        };
-        *record = BanRecord {
-            count: previous.saturating_add(1),
-            at_ms: at,
-            until_ms: at.saturating_add(bantime_ms),
-        };
+        let previous = self.bans.get(&ip).map_or(0, |it| it.count);
+        let bantime_ms = self.bantime_ms_of(previous);
+        let until_ms = if bantime_ms < 0 { i64::MAX } else { at.saturating_add(bantime_ms) };
+        let record = BanRecord { count: previous.saturating_add(1), at_ms: at, until_ms };
+        self.bans.insert(ip, record);
         self.stats.bans += 1;
         let mut ban = Ban::request(ip.to_string(), self.name.clone(), utc(at));
         ban.failures = counted.len() as u64;
-        ban.bantime_seconds = bantime_ms / 1000;
+        ban.bantime_seconds = if bantime_ms < 0 { -1 } else { bantime_ms / 1000 };
         ban.previous_bans = previous;
         ban.evidence = Evidence {
             rule: self.rule.clone(),
@@ -235,6 +234,23 @@ impl Jail {
             ..Evidence::default()
         };
         ban
+    }
+
+    /// The length of the ban of an address banned `previous` times before, in milliseconds
+    /// (negative: permanent). See the module docs for fail2ban's formula.
+    fn bantime_ms_of(&self, previous: u32) -> i64 {
+        if !(self.increment && previous > 0 && self.bantime_ms > 0) {
+            return self.bantime_ms;
+        }
+        let base = self.bantime_ms as f64;
+        let scaled = match self.multipliers.as_slice() {
+            [] => (base * self.factor * f64::from(1u32 << previous.min(20))).max(base),
+            list => {
+                let index = (previous as usize).min(list.len() - 1);
+                base * self.factor * f64::from(list[index])
+            }
+        };
+        scaled.min(self.maxtime_ms as f64) as i64
     }
 
     /// Drops windows that closed before `now`; if that is not enough, the tenth of the

@@ -14,7 +14,7 @@ mod set;
 #[cfg(test)]
 mod tests;
 
-pub use config::{BantimeIncrement, JailConfig, JailsConfig};
+pub use config::{Bantime, BantimeIncrement, JailConfig, JailsConfig};
 pub use detector::JailsDetector;
 pub use filter::{BUILTIN_FILTERS, JailFilter};
 pub use jail::{Jail, JailStats, MAX_LINE_CHARS};

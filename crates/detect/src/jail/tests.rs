@@ -88,6 +88,115 @@ fn repeat_offenders_get_doubled_bans_up_to_maxtime() {
 }
 
 #[test]
+fn a_factor_below_one_never_shortens_a_ban_below_bantime() {
+    // fail2ban's formula is `max(ban.Time, ban.Time × 2^count × factor)`.
+    let increment = BantimeIncrement { enabled: true, factor: 0.25, ..BantimeIncrement::default() };
+    let mut set =
+        jail(JailConfig { maxretry: 1, bantime_increment: increment, ..JailConfig::default() });
+    let lines: Vec<String> = [0, 600, 1200, 2400].map(|t| failed("192.0.2.1", t)).into();
+    let times: Vec<i64> = feed(&mut set, &lines).iter().map(|it| it.2).collect();
+    assert_eq!(times, vec![600, 600, 600, 1200]);
+}
+
+fn multiplied(multipliers: &[u32], factor: f64, maxtime: u64, times: &[u32]) -> Vec<i64> {
+    let increment = BantimeIncrement {
+        enabled: true,
+        factor,
+        maxtime: Duration::from_secs(maxtime),
+        multipliers: multipliers.iter().map(|it| std::num::NonZeroU32::new(*it).unwrap()).collect(),
+        ..BantimeIncrement::default()
+    };
+    let mut set =
+        jail(JailConfig { maxretry: 1, bantime_increment: increment, ..JailConfig::default() });
+    let lines: Vec<String> = times.iter().map(|t| failed("198.51.100.20", *t)).collect();
+    feed(&mut set, &lines).iter().map(|it| it.2).collect()
+}
+
+#[test]
+fn bantime_multipliers_follow_fail2bans_documented_example() {
+    // jail.conf: "bantime.multipliers = 1 2 4 8 16 32 64 … if last ban count greater as
+    // multipliers count, always used last multiplier (64 in example), for factor '1' and
+    // original ban time 600 - 10.6 hours". Each failure comes as the previous ban ends.
+    let times = [0, 600, 1800, 4200, 9000, 18_600, 37_800, 76_200];
+    let bans = multiplied(&[1, 2, 4, 8, 16, 32, 64], 1.0, 7 * 86_400, &times);
+    assert_eq!(bans, vec![600, 1200, 2400, 4800, 9600, 19_200, 38_400, 38_400]);
+    // A failure one second before the end of a ban is "already banned".
+    assert_eq!(multiplied(&[1, 2], 1.0, 86_400, &[0, 599, 600]), vec![600, 1200]);
+}
+
+#[test]
+fn bantime_multipliers_use_the_factor_cap_at_maxtime_and_leave_the_first_ban_alone() {
+    // fail2ban applies the formula from the second ban (`if banCount > 0`): the first ban is
+    // `bantime` whatever the first multiplier; then bantime × factor × multiplier, at most
+    // maxtime.
+    let bans = multiplied(&[5, 2, 4], 2.0, 3000, &[0, 600, 3000, 6000]);
+    assert_eq!(bans, vec![600, 2400, 3000, 3000]);
+    // Increments off: multipliers are ignored, like fail2ban without bantime.increment.
+    let increment = BantimeIncrement {
+        multipliers: vec![std::num::NonZeroU32::new(10).unwrap()],
+        ..BantimeIncrement::default()
+    };
+    let mut set =
+        jail(JailConfig { maxretry: 1, bantime_increment: increment, ..JailConfig::default() });
+    let lines: Vec<String> = [0, 600].map(|t| failed("192.0.2.1", t)).into();
+    assert_eq!(feed(&mut set, &lines).iter().map(|it| it.2).collect::<Vec<_>>(), vec![600, 600]);
+}
+
+#[test]
+fn a_negative_bantime_bans_for_good_without_increments() {
+    let increment = BantimeIncrement { enabled: true, ..BantimeIncrement::default() };
+    let config = JailConfig {
+        bantime: Bantime::Permanent,
+        bantime_increment: increment,
+        ..JailConfig::default()
+    };
+    let mut set = jail(config);
+    // Banned at 4 for good; later crossings, even days later, ask for nothing.
+    let times = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 80_000, 80_001, 80_002, 80_003, 80_004];
+    let lines: Vec<String> = times.iter().map(|t| failed("203.0.113.50", *t)).collect();
+    assert_eq!(feed(&mut set, &lines), vec![("203.0.113.50".into(), 4, -1)]);
+    assert_eq!(set.jails()[0].stats().already_banned, 2);
+    // The permanent ban survives a restart of the jail.
+    let saved = set.save();
+    let mut again = jail(JailConfig { bantime: Bantime::Permanent, ..JailConfig::default() });
+    again.restore(&saved).unwrap();
+    let later: Vec<String> = (0..5).map(|i| failed("203.0.113.50", 86_000 + i)).collect();
+    assert_eq!(feed(&mut again, &later), vec![]);
+}
+
+#[test]
+fn bantime_and_multipliers_are_read_like_fail2bans_and_bad_values_rejected() {
+    let jails: JailsConfig = toml::from_str(
+        "[a]\nbantime = -1\n[b]\nbantime = \"-1\"\n[c]\nbantime = \"2h\"\n\
+         [c.bantime_increment]\nenabled = true\nmultipliers = [1, 5, 30]\n",
+    )
+    .unwrap();
+    assert_eq!(jails.0["a"].bantime, Bantime::Permanent);
+    assert_eq!(jails.0["b"].bantime, Bantime::Permanent);
+    assert_eq!(jails.0["c"].bantime, Bantime::For(Duration::from_secs(7200)));
+    let multipliers: Vec<u32> =
+        jails.0["c"].bantime_increment.multipliers.iter().map(|it| it.get()).collect();
+    assert_eq!(multipliers, [1, 5, 30]);
+    // Written back as read: -1 and the duration text.
+    let text = toml::to_string(&jails).unwrap();
+    assert!(text.contains("bantime = -1"), "{text}");
+    assert!(text.contains("multipliers = [1, 5, 30]"), "{text}");
+    let back: JailsConfig = toml::from_str(&text).unwrap();
+    assert_eq!(back, jails);
+    for (bad, says) in [
+        ("bantime = \"-5m\"", "invalid duration"),
+        ("bantime = 600", "invalid bantime 600"),
+        ("bantime = \"soon\"", "invalid duration"),
+        ("bantime_increment = { multipliers = [1, 0] }", "nonzero"),
+        ("bantime_increment = { multipliers = [-2] }", "invalid value"),
+        ("bantime_increment = { multiplier = [2] }", "unknown field"),
+    ] {
+        let err = toml::from_str::<JailsConfig>(&format!("[sshd]\n{bad}\n")).unwrap_err();
+        assert!(err.to_string().contains(says), "{bad}: {err}");
+    }
+}
+
+#[test]
 fn evidence_holds_the_counted_lines_the_rule_and_the_window() {
     let mut set = jail(JailConfig { maxretry: 3, ..JailConfig::default() });
     let lines: Vec<String> = [10, 20, 30, 40].map(|t| failed("2001:db8::5", t)).into();
@@ -252,7 +361,8 @@ fn the_toml_shape_with_durations_and_the_default_sshd_jail() {
     "#;
     let jails: JailsConfig = toml::from_str(text).unwrap();
     let web = &jails.0["web"];
-    assert_eq!((web.maxretry, web.findtime.as_secs(), web.bantime.as_secs()), (3, 3600, 86_400));
+    let bantime = web.bantime.duration().map(|it| it.as_secs());
+    assert_eq!((web.maxretry, web.findtime.as_secs(), bantime), (3, 3600, Some(86_400)));
     assert_eq!(web.bantime_increment.maxtime.as_secs(), 28 * 86_400);
     // Declaring another jail keeps fail2ban's default sshd jail.
     let effective = jails.effective();
