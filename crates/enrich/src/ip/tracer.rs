@@ -293,13 +293,23 @@ impl IpTracer {
         at: DateTime<Utc>,
         dport: Option<u16>,
     ) -> Observation {
+        self.observe_in(&mut self.lock(), ip, action, at, dport)
+    }
+
+    /// [`observe`](IpTracer::observe) with the state already locked.
+    fn observe_in(
+        &self,
+        state: &mut State,
+        ip: IpAddr,
+        action: Option<&str>,
+        at: DateTime<Utc>,
+        dport: Option<u16>,
+    ) -> Observation {
         let ip = canonical(ip);
         let kind = action.map_or(Kind::Other, kind_of);
         let now = at.timestamp();
         let ttl = self.config.ttl.as_secs() as i64;
         let window = self.config.burst_window.as_secs() as i64;
-        let mut guard = self.lock();
-        let state = &mut *guard;
         state.latest = state.latest.max(now);
         let horizon = state.latest.saturating_sub(ttl);
         let cloud = &self.cloud;
@@ -584,10 +594,37 @@ impl Enricher for IpTracer {
     }
 
     fn enrich(&self, event: &mut Event, extra: &mut Vec<Event>) {
+        let mut state = self.lock();
+        self.enrich_in(&mut state, event, &mut || crate::now(), |it| extra.push(it));
+    }
+
+    /// One lock and at most one clock reading for the whole batch.
+    fn enrich_batch(&self, events: &mut [&mut Event], extra: &mut Vec<(usize, Event)>) {
+        let mut now = None;
+        let mut clock = || *now.get_or_insert_with(crate::now);
+        let mut state = self.lock();
+        for (at, event) in events.iter_mut().enumerate() {
+            if self.wants(event) {
+                self.enrich_in(&mut state, event, &mut clock, |it| extra.push((at, it)));
+            }
+        }
+    }
+}
+
+impl IpTracer {
+    /// Enriches `event` with the state locked; `clock` tells the trace's time if the event has
+    /// no trace yet, `ban` takes the ban request of a newly block-listed address.
+    fn enrich_in(
+        &self,
+        state: &mut State,
+        event: &mut Event,
+        clock: &mut impl FnMut() -> DateTime<Utc>,
+        mut ban: impl FnMut(Event),
+    ) {
         let Payload::Log(log) = &event.payload else { return };
         let Some(ip) = log.ip else { return };
         let at = log.timestamp.unwrap_or(event.timestamp);
-        let seen = self.observe(ip, log.action.as_deref(), at, log.dport);
+        let seen = self.observe_in(state, ip, log.action.as_deref(), at, log.dport);
         let fields = &mut event.enrichment.fields;
         fields.insert(Cow::Borrowed("threat_score"), seen.score.into());
         let found = IpFinding {
@@ -595,13 +632,14 @@ impl Enricher for IpTracer {
             score: seen.score,
             blocklisted: seen.blocklisted,
         };
-        crate::record(&mut event.enrichment, IP_TRACER, Found::Ip(found));
-        if seen.newly_blocklisted
-            && self.config.request_bans
-            && let Some(report) = self.report(ip)
-        {
-            tracing::info!(ip = %ip, score = report.score, "Address block-listed by its threat score");
-            extra.push(self.ban_request(event.host.clone(), &report, at));
+        crate::record_at(&mut event.enrichment, IP_TRACER, Found::Ip(found), clock);
+        if seen.newly_blocklisted && self.config.request_bans {
+            let ip = canonical(ip);
+            if let Some(record) = state.ips.get(ip) {
+                let report = self.report_of(state, ip, record);
+                tracing::info!(ip = %ip, score = report.score, "Address block-listed by its threat score");
+                ban(self.ban_request(event.host.clone(), &report, at));
+            }
         }
     }
 }
