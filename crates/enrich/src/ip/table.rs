@@ -6,12 +6,15 @@
 //! [`AddressTable`] keeps a byte of metadata per slot (a 7-bit hash tag and a reference bit) in a
 //! small array that stays in the cache, and the records themselves in a second array of
 //! cache-line-aligned slots, linear probing, at most half full. The table holds at most
-//! `capacity` addresses; when it is full, a CLOCK hand (second chance) picks the victim: an
-//! expired record goes at once, a record used since the hand last passed loses its reference bit
-//! and stays, any other goes. Each insert into a full table evicts exactly one record, counted in
-//! [`AddressTable::evictions`]; nothing scans the whole table.
+//! `capacity` addresses; when it is full, the oldest address of a FIFO queue is the candidate
+//! (second chance, the CLOCK policy): an expired record goes at once, a record used since it was
+//! last a candidate loses its reference bit and goes to the back of the queue, any other goes.
+//! Each insert into a full table evicts exactly one record, counted in
+//! [`AddressTable::evictions`]; nothing scans the whole table. The queue holds keys in the order
+//! they arrived, so which address goes depends only on the events, never on where the hash put
+//! a record (the hasher is seeded per table, so that chosen addresses cannot collide).
 
-use std::{hash::BuildHasher, net::IpAddr};
+use std::{collections::VecDeque, hash::BuildHasher, net::IpAddr};
 
 use super::classify::IpClass;
 use crate::bounded::Hasher;
@@ -123,7 +126,7 @@ fn ip_of(key: u128) -> IpAddr {
     }
 }
 
-/// Set in a slot's metadata when its record was used since the CLOCK hand last passed.
+/// Set in a slot's metadata when its record was used since it was last a candidate for eviction.
 const REFERENCED: u8 = 0x80;
 /// The hash tag bits of a slot's metadata (never zero for an occupied slot).
 const TAG: u8 = 0x7f;
@@ -138,7 +141,8 @@ pub(super) struct AddressTable {
     capacity: usize,
     /// The most slots the table grows to: twice the capacity, rounded up to a power of two.
     max_slots: usize,
-    hand: usize,
+    /// Every key held, oldest candidate for eviction first.
+    order: VecDeque<u128>,
     evictions: u64,
     hasher: Hasher,
 }
@@ -155,7 +159,7 @@ impl AddressTable {
             len: 0,
             capacity,
             max_slots,
-            hand: 0,
+            order: VecDeque::new(),
             evictions: 0,
             hasher: Hasher::default(),
         }
@@ -216,6 +220,7 @@ impl AddressTable {
         self.meta[at] = tag;
         self.slots[at] = record;
         self.len += 1;
+        self.order.push_back(key);
         &mut self.slots[at]
     }
 
@@ -246,22 +251,20 @@ impl AddressTable {
         self.evictions
     }
 
-    /// Drops one record: the first the CLOCK hand finds expired or not used since its last pass.
+    /// Drops one record: the first of the queue that is expired or was not used since it was
+    /// last a candidate. Ends within one turn of the queue (every turn clears the bits).
     fn evict_one(&mut self, expired: &impl Fn(&Record) -> bool) {
-        let mask = self.mask();
-        loop {
-            let at = self.hand;
-            self.hand = (at + 1) & mask;
+        while let Some(key) = self.order.pop_front() {
+            let (hash, tag) = self.hash(key);
+            let Some(at) = self.find(key, hash, tag) else { continue };
             let meta = self.meta[at];
-            if meta == 0 {
-                continue;
-            }
             if meta & REFERENCED == 0 || expired(&self.slots[at]) {
                 self.remove_at(at);
                 self.evictions += 1;
                 return;
             }
             self.meta[at] = meta & TAG;
+            self.order.push_back(key);
         }
     }
 
@@ -303,7 +306,6 @@ impl AddressTable {
             self.meta[at] = old;
             self.slots[at] = record;
         }
-        self.hand = 0;
     }
 }
 
@@ -319,8 +321,8 @@ mod tests {
 
     #[test]
     fn a_record_is_one_cache_line() {
-        assert_eq!(std::mem::size_of::<Record>(), 64);
-        assert_eq!(std::mem::align_of::<Record>(), 64);
+        assert_eq!(size_of::<Record>(), 64);
+        assert_eq!(align_of::<Record>(), 64);
     }
 
     #[test]
@@ -356,7 +358,7 @@ mod tests {
         for n in 1_000..100_000 {
             table.entry(v4(n), || Record::new(v4(n), IpClass::Public, 0), |_| false);
             assert_eq!(table.len(), 1_000);
-            // Address 7 is used all the time: the hand always gives it a second chance.
+            // Address 7 is used all the time: it always gets a second chance.
             table.entry(v4(7), || Record::new(v4(7), IpClass::Public, 0), |_| false).failed += 1;
         }
         assert_eq!(table.evictions(), 99_000);
@@ -368,6 +370,22 @@ mod tests {
         for ip in held {
             assert_eq!(table.get(ip).map(Record::ip), Some(ip));
         }
+    }
+
+    #[test]
+    fn which_address_goes_depends_on_the_events_only() {
+        let run = || {
+            let mut table = AddressTable::new(100);
+            for n in 0..10_000u32 {
+                let ip = v4(n.wrapping_mul(2_654_435_761) % 300);
+                table.entry(ip, || Record::new(ip, IpClass::Public, n), |_| false).failed += 1;
+            }
+            let mut held: Vec<(IpAddr, u32)> = table.iter().map(|it| (it.ip(), it.failed)).collect();
+            held.sort();
+            (held, table.evictions())
+        };
+        // Two tables hash with different seeds, so their records sit in different slots.
+        assert_eq!(run(), run());
     }
 
     #[test]
