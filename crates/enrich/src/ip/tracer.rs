@@ -33,8 +33,8 @@ use vigil_event::{Ban, Event, Evidence, Found, IpFinding, Payload, Severity};
 
 use super::{
     IpTracerConfig,
-    classify::{Cidr, IpClass, PrefixSet, canonical, classify, subnet_of},
-    table::{AddressTable, Record, secs},
+    classify::{IpClass, PrefixSet, canonical, classify, subnet_of},
+    table::{AddressTable, Record, secs, subnet_key, subnet_of_key},
 };
 use crate::bounded::BoundedMap;
 
@@ -125,7 +125,8 @@ impl Parts {
 
 struct State {
     ips: AddressTable,
-    subnets: BoundedMap<Cidr, SubnetState>,
+    /// By [`subnet_key`].
+    subnets: BoundedMap<u128, SubnetState>,
     /// The latest event time seen, the "now" of TTL expiry.
     latest: i64,
     blocklisted: u64,
@@ -355,7 +356,7 @@ impl IpTracer {
         if hostile_event {
             let subnet = state
                 .subnets
-                .entry(&subnet_of(ip), SubnetState::default, |it| it.last_seen < horizon);
+                .entry(&subnet_key(ip), SubnetState::default, |it| it.last_seen < horizon);
             subnet.last_seen = now;
             if newly_hostile {
                 subnet.hostile_addresses = subnet.hostile_addresses.saturating_add(1);
@@ -425,7 +426,7 @@ impl IpTracer {
         let subnet = subnet_of(ip);
         let sweep_size = state
             .subnets
-            .get(&subnet)
+            .get(&subnet_key(ip))
             .map(|it| it.hostile_addresses)
             .filter(|n| *n >= self.config.sweep_min_addresses);
         let parts = Parts::of(it, sweep_size.is_some());
@@ -517,8 +518,8 @@ impl IpTracer {
         let mut subnets: Vec<SubnetPattern> = state
             .subnets
             .iter()
-            .map(|(cidr, it)| SubnetPattern {
-                subnet: cidr.to_string(),
+            .map(|(key, it)| SubnetPattern {
+                subnet: subnet_of_key(*key).to_string(),
                 addresses: it.hostile_addresses,
                 failed_logins: it.failed,
                 suspicious_events: it.suspicious,
@@ -603,6 +604,11 @@ impl Enricher for IpTracer {
         let mut now = None;
         let mut clock = || *now.get_or_insert_with(crate::now);
         let mut state = self.lock();
+        let ips = events.iter().filter_map(|event| match &event.payload {
+            Payload::Log(log) => log.ip.map(canonical),
+            _ => None,
+        });
+        std::hint::black_box(state.ips.warm(ips));
         for (at, event) in events.iter_mut().enumerate() {
             if self.wants(event) {
                 self.enrich_in(&mut state, event, &mut clock, |it| extra.push((at, it)));
