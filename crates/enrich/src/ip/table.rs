@@ -238,20 +238,6 @@ impl AddressTable {
         &mut self.slots[at]
     }
 
-    /// Reads the slots where `ips` (canonical) would be, so that a batch's records are in the
-    /// cache before its events are traced: the loads do not depend on each other, so the CPU
-    /// overlaps their cache misses instead of waiting for each in turn. Returns a value made of
-    /// what was read, for the caller to pass to `std::hint::black_box`.
-    pub fn warm(&self, ips: impl Iterator<Item = IpAddr>) -> u64 {
-        let mask = self.mask();
-        let mut seen = 0u64;
-        for ip in ips {
-            let at = self.hash(key_of(ip)).0 & mask;
-            seen ^= u64::from(self.meta[at]) ^ self.slots[at].key as u64;
-        }
-        seen
-    }
-
     /// The record of `ip` (canonical), without marking it used.
     pub fn get(&self, ip: IpAddr) -> Option<&Record> {
         let key = key_of(ip);
@@ -371,7 +357,9 @@ mod tests {
         record.add_ban();
         assert_eq!((record.bans(), record.class()), (BANS, IpClass::Public));
         assert_eq!((secs(-5), secs(i64::MAX), secs(1_800_000_000)), (0, u32::MAX, 1_800_000_000));
-        for (ip, subnet) in [("203.0.113.77", "203.0.113.0/24"), ("2001:db8:1:2:3::9", "2001:db8:1:2::/64")] {
+        for (ip, subnet) in
+            [("203.0.113.77", "203.0.113.0/24"), ("2001:db8:1:2:3::9", "2001:db8:1:2::/64")]
+        {
             let ip: IpAddr = ip.parse().unwrap();
             assert_eq!(subnet_of_key(subnet_key(ip)).to_string(), subnet);
             assert_eq!(subnet_of_key(subnet_key(ip)), super::super::subnet_of(ip));
@@ -413,7 +401,8 @@ mod tests {
                 let ip = v4(n.wrapping_mul(2_654_435_761) % 300);
                 table.entry(ip, || Record::new(ip, IpClass::Public, n), |_| false).failed += 1;
             }
-            let mut held: Vec<(IpAddr, u32)> = table.iter().map(|it| (it.ip(), it.failed)).collect();
+            let mut held: Vec<(IpAddr, u32)> =
+                table.iter().map(|it| (it.ip(), it.failed)).collect();
             held.sort();
             (held, table.evictions())
         };
