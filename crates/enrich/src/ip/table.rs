@@ -165,7 +165,10 @@ impl AddressTable {
     /// An empty table for at most `capacity` (at least 1) addresses; it grows as it fills.
     pub fn new(capacity: usize) -> AddressTable {
         let capacity = capacity.max(1);
-        let max_slots = capacity.saturating_mul(2).next_power_of_two();
+        let max_slots = capacity
+            .saturating_mul(2)
+            .checked_next_power_of_two()
+            .unwrap_or(1 << (usize::BITS - 1));
         let slots = max_slots.min(1024);
         AddressTable {
             meta: vec![0; slots],
