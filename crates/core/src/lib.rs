@@ -51,7 +51,7 @@ pub use vigil_event::Event;
 
 pub use capabilities::SourceCapabilities;
 pub use detector::{Detector, DetectorContext, Statistics};
-pub use enricher::{Enricher, enrich_with};
+pub use enricher::{Enricher, enrich_batch_with, enrich_with};
 pub use error::ComponentError;
 pub use filter::Filter;
 pub use listener::Listener;

@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use vigil_core::{Enricher, PendingDelivery, Publish, SendError, enrich_with};
+use vigil_core::{Enricher, PendingDelivery, Publish, SendError, enrich_batch_with, enrich_with};
 use vigil_event::Event;
 
 /// A publisher that enriches each event, then hands it (and any extra events) to `inner`.
@@ -43,11 +43,32 @@ impl Publish for EnrichingPublisher {
         self: Arc<Self>,
         events: Vec<Arc<Event>>,
     ) -> Result<Option<PendingDelivery>, SendError> {
-        let mut all = Vec::with_capacity(events.len());
-        for mut event in events {
-            let extra = self.apply(&mut event);
+        let mut events = events;
+        // The whole batch goes through each tracer at once (one lock and one clock reading per
+        // tracer and batch); only events some tracer wants are made mutable.
+        let mut wanted = Vec::new();
+        let mut refs: Vec<&mut Event> = Vec::with_capacity(events.len());
+        for (at, event) in events.iter_mut().enumerate() {
+            if self.chain.iter().any(|it| it.wants(event)) {
+                wanted.push(at);
+                refs.push(Arc::make_mut(event));
+            }
+        }
+        if refs.is_empty() {
+            return self.inner.clone().publish_batch(events);
+        }
+        let extra = enrich_batch_with(&self.chain, &mut refs);
+        drop(refs);
+        if extra.is_empty() {
+            return self.inner.clone().publish_batch(events);
+        }
+        let mut extra = extra.into_iter().map(|(at, it)| (wanted[at], it)).peekable();
+        let mut all = Vec::with_capacity(events.len() + extra.len());
+        for (at, event) in events.into_iter().enumerate() {
             all.push(event);
-            all.extend(extra.into_iter().map(Arc::new));
+            while let Some((_, it)) = extra.next_if(|(after, _)| *after == at) {
+                all.push(Arc::new(it));
+            }
         }
         self.inner.clone().publish_batch(all)
     }
@@ -115,5 +136,43 @@ mod tests {
             .await
             .unwrap();
         assert!(all.recv().await.unwrap().enrichment.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_batch_is_enriched_at_once_and_extra_events_follow_their_event() {
+        let bus = Bus::new(16, DropPolicy::Block);
+        let mut all = bus.subscribe("all", Filter::any());
+        let chain: Vec<Arc<dyn Enricher>> = vec![Arc::new(WordCount), Arc::new(WordCount)];
+        let sender = bus.enriched_sender(&chain);
+        let log = |text: &str| Event::new("h", "s", Payload::Log(LogEvent::new("app", text)));
+        let status = Event::new("h", "agent", Payload::AgentStatus(AgentStatus::default()));
+        let batch = vec![log("one two three four"), status, log("a b"), log("w x y z")];
+        sender.send_batch(batch).await.unwrap();
+
+        let mut seen = Vec::new();
+        for _ in 0..8 {
+            let event = all.recv().await.unwrap();
+            let words = event.enrichment.trace.as_ref().map_or(0, |it| it.tracers.len());
+            let text = match &event.payload {
+                Payload::Log(log) => log.message.clone(),
+                _ => "status".to_owned(),
+            };
+            seen.push((event.source.to_string(), text, words));
+        }
+        let row = |source: &str, text: &str, records| (source.to_owned(), text.to_owned(), records);
+        assert_eq!(
+            seen,
+            [
+                row("s", "one two three four", 2),
+                row("words", "long", 0),
+                row("words", "long", 0),
+                row("agent", "status", 0),
+                row("s", "a b", 2),
+                row("s", "w x y z", 2),
+                row("words", "long", 0),
+                row("words", "long", 0),
+            ]
+        );
+        assert_eq!(bus.published(), 8);
     }
 }

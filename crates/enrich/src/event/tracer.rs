@@ -367,12 +367,20 @@ pub const EVENT_TRACER: &str = "event";
 impl EventTracer {
     /// Traces one log event at `at`; returns what the trace records.
     pub fn trace(&self, log: &LogEvent, at: DateTime<Utc>) -> EventFinding {
+        self.trace_in(&mut self.lock(), log, at)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|it| it.into_inner())
+    }
+
+    /// [`trace`](EventTracer::trace) with the state already locked.
+    fn trace_in(&self, state: &mut State, log: &LogEvent, at: DateTime<Utc>) -> EventFinding {
         let service = service_name(log);
         let action = log.action.as_deref();
         let score = severity_score(log.level.as_deref(), action);
         let now = at.timestamp();
         let mut causality = None;
-        let mut state = self.state.lock().unwrap_or_else(|it| it.into_inner());
         let max_keys = self.max_keys;
         let agg = &mut state.aggregates;
         agg.events += 1;
@@ -460,7 +468,6 @@ impl EventTracer {
             }
             _ => {}
         }
-        drop(state);
         EventFinding {
             service: static_name(service),
             related: Cow::Borrowed(related_text(service)),
@@ -513,6 +520,19 @@ impl Enricher for EventTracer {
         let at = log.timestamp.unwrap_or(event.timestamp);
         let found = self.trace(log, at);
         crate::record(&mut event.enrichment, EVENT_TRACER, Found::Event(found));
+    }
+
+    /// One lock and at most one clock reading for the whole batch.
+    fn enrich_batch(&self, events: &mut [&mut Event], _extra: &mut Vec<(usize, Event)>) {
+        let mut now = None;
+        let mut state = self.lock();
+        for event in events.iter_mut() {
+            let Payload::Log(log) = &event.payload else { continue };
+            let at = log.timestamp.unwrap_or(event.timestamp);
+            let found = self.trace_in(&mut state, log, at);
+            let clock = || *now.get_or_insert_with(crate::now);
+            crate::record_at(&mut event.enrichment, EVENT_TRACER, Found::Event(found), clock);
+        }
     }
 }
 

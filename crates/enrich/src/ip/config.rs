@@ -28,9 +28,10 @@ pub struct IpTracerConfig {
     /// 104.131.0.0/16 and 159.203.0.0/16, Hetzner 88.198.0.0/16 and 116.202.0.0/16, OVH
     /// 51.68.0.0/16); replace it with the providers' published lists for full coverage.
     pub cloud_ranges: BTreeMap<String, Vec<String>>,
-    /// Most addresses tracked at once; when full, addresses not seen for `ttl`, then the least
-    /// recently seen, are forgotten (counted as evictions). About 320 bytes each, subnets
-    /// included (docs/BENCHMARKS.md).
+    /// Most addresses tracked at once; when full, each new address makes the tracer forget one
+    /// (counted as an eviction), in the order they first came; an address seen again since it
+    /// was last considered is kept once more (second chance), unless not seen for `ttl`. About
+    /// 250 bytes each, subnets included (docs/BENCHMARKS.md).
     pub max_addresses: usize,
     /// Most /24 (IPv4) and /64 (IPv6) subnets tracked for patterns and sweeps.
     pub max_subnets: usize,

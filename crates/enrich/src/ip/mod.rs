@@ -4,6 +4,7 @@
 
 mod classify;
 mod config;
+mod table;
 mod tracer;
 
 pub use classify::{

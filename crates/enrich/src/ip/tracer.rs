@@ -33,7 +33,8 @@ use vigil_event::{Ban, Event, Evidence, Found, IpFinding, Payload, Severity};
 
 use super::{
     IpTracerConfig,
-    classify::{Cidr, IpClass, PrefixSet, canonical, classify, subnet_of},
+    classify::{IpClass, PrefixSet, canonical, classify, subnet_of},
+    table::{AddressTable, Record, secs, subnet_key, subnet_of_key},
 };
 use crate::bounded::BoundedMap;
 
@@ -73,26 +74,6 @@ fn kind_of(action: &str) -> Kind {
     }
 }
 
-/// Per-address state (about 80 bytes).
-#[derive(Debug, Clone)]
-struct IpState {
-    class: IpClass,
-    failed: u32,
-    invalid: u32,
-    accepted: u32,
-    bans: u32,
-    suspicious: u32,
-    window_start: i64,
-    window_count: u32,
-    max_window: u32,
-    /// One bit per destination port modulo 64: an estimate of distinct ports scanned.
-    dports: u64,
-    first_seen: i64,
-    last_seen: i64,
-    hostile: bool,
-    blocklisted: bool,
-}
-
 #[derive(Debug, Clone, Default)]
 struct SubnetState {
     hostile_addresses: u32,
@@ -115,13 +96,13 @@ struct Parts {
 }
 
 impl Parts {
-    fn of(it: &IpState, sweep: bool) -> Parts {
+    fn of(it: &Record, sweep: bool) -> Parts {
         let burst = if it.max_window >= 5 { (6 * (it.max_window as i32 - 4)).min(30) } else { 0 };
         Parts {
             failed: (4 * it.failed.min(100) as i32).min(40),
             burst,
             invalid: (3 * it.invalid.min(100) as i32).min(15),
-            bans: (20 * it.bans.min(100) as i32).min(30),
+            bans: (20 * it.bans().min(100) as i32).min(30),
             suspicious: (2 * it.suspicious.min(100) as i32).min(20),
             portscan: if it.dports.count_ones() >= 5 { 15 } else { 0 },
             sweep: if sweep { 10 } else { 0 },
@@ -143,8 +124,9 @@ impl Parts {
 }
 
 struct State {
-    ips: BoundedMap<IpAddr, IpState>,
-    subnets: BoundedMap<Cidr, SubnetState>,
+    ips: AddressTable,
+    /// By [`subnet_key`].
+    subnets: BoundedMap<u128, SubnetState>,
     /// The latest event time seen, the "now" of TTL expiry.
     latest: i64,
     blocklisted: u64,
@@ -281,7 +263,7 @@ impl std::fmt::Debug for IpTracer {
 impl IpTracer {
     pub(super) fn new(config: IpTracerConfig, cloud: PrefixSet, allow: PrefixSet) -> IpTracer {
         let state = State {
-            ips: BoundedMap::new(config.max_addresses),
+            ips: AddressTable::new(config.max_addresses),
             subnets: BoundedMap::new(config.max_subnets),
             latest: i64::MIN,
             blocklisted: 0,
@@ -312,44 +294,42 @@ impl IpTracer {
         at: DateTime<Utc>,
         dport: Option<u16>,
     ) -> Observation {
+        self.observe_in(&mut self.lock(), ip, action, at, dport)
+    }
+
+    /// [`observe`](IpTracer::observe) with the state already locked.
+    fn observe_in(
+        &self,
+        state: &mut State,
+        ip: IpAddr,
+        action: Option<&str>,
+        at: DateTime<Utc>,
+        dport: Option<u16>,
+    ) -> Observation {
         let ip = canonical(ip);
         let kind = action.map_or(Kind::Other, kind_of);
         let now = at.timestamp();
         let ttl = self.config.ttl.as_secs() as i64;
         let window = self.config.burst_window.as_secs() as i64;
-        let mut guard = self.lock();
-        let state = &mut *guard;
         state.latest = state.latest.max(now);
         let horizon = state.latest.saturating_sub(ttl);
         let cloud = &self.cloud;
+        let at = secs(now);
         let entry = state.ips.entry(
-            &ip,
-            || IpState {
-                class: classify(ip, cloud).0,
-                failed: 0,
-                invalid: 0,
-                accepted: 0,
-                bans: 0,
-                suspicious: 0,
-                window_start: now,
-                window_count: 0,
-                max_window: 0,
-                dports: 0,
-                first_seen: now,
-                last_seen: now,
-                hostile: false,
-                blocklisted: false,
-            },
-            |it| it.last_seen < horizon,
+            ip,
+            || Record::new(ip, classify(ip, cloud).0, at),
+            |it| i64::from(it.last_seen) < horizon,
         );
-        entry.first_seen = entry.first_seen.min(now);
-        entry.last_seen = entry.last_seen.max(now);
+        entry.first_seen = entry.first_seen.min(at);
+        entry.last_seen = entry.last_seen.max(at);
         let add = |n: &mut u32| *n = n.saturating_add(1);
         match kind {
             Kind::Failed => {
                 add(&mut entry.failed);
-                if now.saturating_sub(entry.window_start) > window || now < entry.window_start {
-                    entry.window_start = now;
+                let start = i64::from(entry.window_start);
+                let now = i64::from(at);
+                if now.saturating_sub(start) > window || now < start {
+                    entry.window_start = at;
                     entry.window_count = 0;
                 }
                 add(&mut entry.window_count);
@@ -357,7 +337,7 @@ impl IpTracer {
             }
             Kind::InvalidUser => add(&mut entry.invalid),
             Kind::Accepted => add(&mut entry.accepted),
-            Kind::Ban => add(&mut entry.bans),
+            Kind::Ban => entry.add_ban(),
             Kind::Suspicious => {
                 add(&mut entry.suspicious);
                 if let Some(port) = dport {
@@ -367,16 +347,16 @@ impl IpTracer {
             Kind::Other => {}
         }
         let hostile_event = matches!(kind, Kind::Failed | Kind::InvalidUser | Kind::Suspicious);
-        let newly_hostile = hostile_event && !entry.hostile;
+        let newly_hostile = hostile_event && !entry.hostile();
         if newly_hostile {
-            entry.hostile = true;
+            entry.set_hostile();
         }
-        let mut snapshot = entry.clone();
+        let snapshot = *entry;
         let mut sweep = false;
         if hostile_event {
             let subnet = state
                 .subnets
-                .entry(&subnet_of(ip), SubnetState::default, |it| it.last_seen < horizon);
+                .entry(&subnet_key(ip), SubnetState::default, |it| it.last_seen < horizon);
             subnet.last_seen = now;
             if newly_hostile {
                 subnet.hostile_addresses = subnet.hostile_addresses.saturating_add(1);
@@ -390,22 +370,20 @@ impl IpTracer {
         }
         let score = Parts::of(&snapshot, sweep).total();
         let mut newly_blocklisted = false;
+        let class = snapshot.class();
         if score >= self.config.blocklist_threshold
-            && !snapshot.blocklisted
-            && can_block(ip, snapshot.class)
+            && !snapshot.blocklisted()
+            && can_block(ip, class)
             && !self.is_allowlisted(ip)
         {
             newly_blocklisted = true;
-            snapshot.blocklisted = true;
             state.blocklisted += 1;
-            if let Some(it) = state.ips.get_mut(&ip) {
-                it.blocklisted = true;
-            }
+            state.ips.entry(ip, || snapshot, |_| false).set_blocklisted();
         }
         Observation {
-            class: snapshot.class,
+            class,
             score,
-            blocklisted: snapshot.blocklisted,
+            blocklisted: newly_blocklisted || snapshot.blocklisted(),
             newly_blocklisted,
         }
     }
@@ -414,7 +392,7 @@ impl IpTracer {
     pub fn report(&self, ip: IpAddr) -> Option<IpReport> {
         let ip = canonical(ip);
         let state = self.lock();
-        let it = state.ips.get(&ip)?;
+        let it = state.ips.get(ip)?;
         Some(self.report_of(&state, ip, it))
     }
 
@@ -444,11 +422,11 @@ impl IpTracer {
         }
     }
 
-    fn report_of(&self, state: &State, ip: IpAddr, it: &IpState) -> IpReport {
+    fn report_of(&self, state: &State, ip: IpAddr, it: &Record) -> IpReport {
         let subnet = subnet_of(ip);
         let sweep_size = state
             .subnets
-            .get(&subnet)
+            .get(&subnet_key(ip))
             .map(|it| it.hostile_addresses)
             .filter(|n| *n >= self.config.sweep_min_addresses);
         let parts = Parts::of(it, sweep_size.is_some());
@@ -468,7 +446,7 @@ impl IpTracer {
             ),
         );
         push(parts.invalid, format!("{} invalid user names (3 each, at most 15)", it.invalid));
-        push(parts.bans, format!("{} bans (20 each, at most 30)", it.bans));
+        push(parts.bans, format!("{} bans (20 each, at most 30)", it.bans()));
         push(parts.suspicious, format!("{} suspicious events (2 each, at most 20)", it.suspicious));
         push(
             parts.portscan,
@@ -485,7 +463,7 @@ impl IpTracer {
         let (_, provider) = self.classify(ip);
         IpReport {
             ip,
-            class: it.class,
+            class: it.class(),
             provider: provider.map(str::to_owned),
             score: parts.total(),
             score_reasons: reasons,
@@ -493,14 +471,14 @@ impl IpTracer {
                 failed_logins: it.failed,
                 invalid_users: it.invalid,
                 accepted_logins: it.accepted,
-                bans: it.bans,
+                bans: it.bans(),
                 suspicious_events: it.suspicious,
                 max_failures_in_window: it.max_window,
-                first_seen: Utc.timestamp_opt(it.first_seen, 0).single(),
-                last_seen: Utc.timestamp_opt(it.last_seen, 0).single(),
+                first_seen: Utc.timestamp_opt(i64::from(it.first_seen), 0).single(),
+                last_seen: Utc.timestamp_opt(i64::from(it.last_seen), 0).single(),
             },
             subnet: subnet.to_string(),
-            blocklisted: it.blocklisted,
+            blocklisted: it.blocklisted(),
             allowlisted: self.is_allowlisted(ip),
         }
     }
@@ -511,8 +489,8 @@ impl IpTracer {
         let mut out: Vec<IpReport> = state
             .ips
             .iter()
-            .filter(|(_, it)| it.hostile || it.bans > 0)
-            .map(|(ip, it)| self.report_of(&state, *ip, it))
+            .filter(|it| it.hostile() || it.bans() > 0)
+            .map(|it| self.report_of(&state, it.ip(), it))
             .filter(|it| it.score >= min_score)
             .collect();
         out.sort_by(|a, b| b.score.cmp(&a.score).then(a.ip.cmp(&b.ip)));
@@ -530,18 +508,18 @@ impl IpTracer {
     pub fn patterns(&self, n: usize) -> Patterns {
         let state = self.lock();
         let mut by_class: BTreeMap<&'static str, ClassPattern> = BTreeMap::new();
-        for (_, it) in state.ips.iter() {
-            let row = by_class.entry(it.class.as_str()).or_default();
+        for it in state.ips.iter() {
+            let row = by_class.entry(it.class().as_str()).or_default();
             row.addresses += 1;
-            row.hostile += u64::from(it.hostile);
-            row.blocklisted += u64::from(it.blocklisted);
+            row.hostile += u64::from(it.hostile());
+            row.blocklisted += u64::from(it.blocklisted());
             row.failed_logins += u64::from(it.failed);
         }
         let mut subnets: Vec<SubnetPattern> = state
             .subnets
             .iter()
-            .map(|(cidr, it)| SubnetPattern {
-                subnet: cidr.to_string(),
+            .map(|(key, it)| SubnetPattern {
+                subnet: subnet_of_key(*key).to_string(),
                 addresses: it.hostile_addresses,
                 failed_logins: it.failed,
                 suspicious_events: it.suspicious,
@@ -617,10 +595,37 @@ impl Enricher for IpTracer {
     }
 
     fn enrich(&self, event: &mut Event, extra: &mut Vec<Event>) {
+        let mut state = self.lock();
+        self.enrich_in(&mut state, event, &mut || crate::now(), |it| extra.push(it));
+    }
+
+    /// One lock and at most one clock reading for the whole batch.
+    fn enrich_batch(&self, events: &mut [&mut Event], extra: &mut Vec<(usize, Event)>) {
+        let mut now = None;
+        let mut clock = || *now.get_or_insert_with(crate::now);
+        let mut state = self.lock();
+        for (at, event) in events.iter_mut().enumerate() {
+            if self.wants(event) {
+                self.enrich_in(&mut state, event, &mut clock, |it| extra.push((at, it)));
+            }
+        }
+    }
+}
+
+impl IpTracer {
+    /// Enriches `event` with the state locked; `clock` tells the trace's time if the event has
+    /// no trace yet, `ban` takes the ban request of a newly block-listed address.
+    fn enrich_in(
+        &self,
+        state: &mut State,
+        event: &mut Event,
+        clock: &mut impl FnMut() -> DateTime<Utc>,
+        mut ban: impl FnMut(Event),
+    ) {
         let Payload::Log(log) = &event.payload else { return };
         let Some(ip) = log.ip else { return };
         let at = log.timestamp.unwrap_or(event.timestamp);
-        let seen = self.observe(ip, log.action.as_deref(), at, log.dport);
+        let seen = self.observe_in(state, ip, log.action.as_deref(), at, log.dport);
         let fields = &mut event.enrichment.fields;
         fields.insert(Cow::Borrowed("threat_score"), seen.score.into());
         let found = IpFinding {
@@ -628,13 +633,14 @@ impl Enricher for IpTracer {
             score: seen.score,
             blocklisted: seen.blocklisted,
         };
-        crate::record(&mut event.enrichment, IP_TRACER, Found::Ip(found));
-        if seen.newly_blocklisted
-            && self.config.request_bans
-            && let Some(report) = self.report(ip)
-        {
-            tracing::info!(ip = %ip, score = report.score, "Address block-listed by its threat score");
-            extra.push(self.ban_request(event.host.clone(), &report, at));
+        crate::record_at(&mut event.enrichment, IP_TRACER, Found::Ip(found), clock);
+        if seen.newly_blocklisted && self.config.request_bans {
+            let ip = canonical(ip);
+            if let Some(record) = state.ips.get(ip) {
+                let report = self.report_of(state, ip, record);
+                tracing::info!(ip = %ip, score = report.score, "Address block-listed by its threat score");
+                ban(self.ban_request(event.host.clone(), &report, at));
+            }
         }
     }
 }
