@@ -815,3 +815,34 @@ impl Filter {
         shared
     }
 }
+
+impl Filter {
+    /// A copy of the date detector in its current state, for a scanning thread to date lines
+    /// speculatively ([`crate::Speculator::prepare_line`]).
+    pub fn speculator(&self) -> crate::Speculator {
+        crate::Speculator { dates: self.dates.clone() }
+    }
+
+    /// First step of a single-line filter from a scanning thread's [`crate::Guess`], in line
+    /// order: when the real date detector is in the state the guess was made from, makes the
+    /// change [`Filter::prepare_line`] would make and returns the line's time (`Some`); the
+    /// text the guess cut out is then what `prepare_line` would cut. `None`: the guess does not
+    /// hold, process the line with [`Filter::process_line`].
+    pub fn accept(&mut self, guess: &crate::Guess) -> Option<Option<f64>> {
+        match &guess.0 {
+            crate::speculate::GuessKind::Date(step) => {
+                let time = step.time?;
+                if !self.dates.replay(step) {
+                    return None;
+                }
+                // `last_time_text` is read only by the multi-line path.
+                self.last_date = Some(time);
+                Some(Some(time))
+            }
+            crate::speculate::GuessKind::Journal(time) => {
+                self.last_date = Some(*time);
+                Some(Some(*time))
+            }
+        }
+    }
+}

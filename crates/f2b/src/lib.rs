@@ -34,6 +34,7 @@ mod ini;
 mod linear;
 mod pyre;
 mod reader;
+mod speculate;
 
 use std::path::PathBuf;
 
@@ -42,6 +43,7 @@ pub use date::{Clock, DateDetector};
 pub use filter::{FancyUse, Filter, LineResult, Matcher, Problem, Scan};
 pub use pyre::BACKTRACK_LIMIT;
 pub use reader::{FilterDefinition, parse_filter, read_filter, split_options};
+pub use speculate::{Guess, Speculator};
 
 /// Why a filter could not be read.
 #[derive(Debug, thiserror::Error)]
