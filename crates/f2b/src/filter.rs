@@ -139,7 +139,10 @@ impl Holder {
 /// A bounded map for multi-line failure IDs (fail2ban keeps 100; the oldest entry goes first).
 #[derive(Debug, Default)]
 struct MlfidCache {
-    entries: HashMap<String, (u64, Shared)>,
+    entries: HashMap<Arc<str>, (u64, Shared)>,
+    /// Keys in the order they were set, with the sequence number they were set with; a pair
+    /// whose number is no longer the entry's is stale (the key was set again or removed).
+    order: std::collections::VecDeque<(u64, Arc<str>)>,
     next: u64,
 }
 
@@ -148,16 +151,28 @@ impl MlfidCache {
     fn get(&self, k: &str) -> Option<Shared> {
         self.entries.get(k).map(|(_, v)| Arc::clone(v))
     }
+    fn current(&self, n: u64, k: &str) -> bool {
+        self.entries.get(k).is_some_and(|(m, _)| *m == n)
+    }
     fn set(&mut self, k: &str, v: Shared) {
         self.entries.remove(k);
-        if self.entries.len() >= Self::MAX
-            && let Some(oldest) =
-                self.entries.iter().min_by_key(|(_, (n, _))| *n).map(|(k, _)| k.clone())
-        {
-            self.entries.remove(&oldest);
+        if self.entries.len() >= Self::MAX {
+            // The oldest entry: the first pair in `order` that is not stale.
+            while let Some((n, oldest)) = self.order.pop_front() {
+                if self.current(n, &oldest) {
+                    self.entries.remove(&oldest);
+                    break;
+                }
+            }
         }
         self.next += 1;
-        self.entries.insert(k.to_owned(), (self.next, v));
+        let key: Arc<str> = Arc::from(k);
+        self.entries.insert(Arc::clone(&key), (self.next, v));
+        self.order.push_back((self.next, key));
+        if self.order.len() > 4 * Self::MAX {
+            let entries = &self.entries;
+            self.order.retain(|(n, k)| entries.get(k).is_some_and(|(m, _)| m == n));
+        }
     }
     fn unset(&mut self, k: &str) {
         self.entries.remove(k);
@@ -276,11 +291,14 @@ impl Matcher {
             pre_groups = Some(groups);
         }
         let mut cur_ignored: Option<bool> = None;
+        let exact = self.candidates.as_ref().is_some_and(|c| c.exact(cur));
         for (index, rx) in self.failregex.iter().enumerate() {
             if !maybe[index] {
                 continue;
             }
-            let found = if self.candidates.is_some() {
+            // The candidates may flag a failregex that does not match: for a backtracking
+            // one, `search` checks its linear-time superset first.
+            let found = if exact {
                 rx.search_prechecked(cur)
             } else {
                 rx.search(cur, &[])
@@ -292,16 +310,16 @@ impl Matcher {
             }
             // A group that did not take part reads like a missing one everywhere, so only
             // groups with a value are kept (one without still clears the prefregex's value).
-            let mut groups: Groups = pre_groups.clone().unwrap_or_default();
-            for (k, v) in found.groups {
-                match v {
-                    Some(v) => match groups.iter_mut().find(|(n, _)| *n == k) {
-                        Some(slot) => slot.1 = Some(v),
-                        None => groups.push((k, Some(v))),
-                    },
-                    None => groups.retain(|(n, _)| *n != k),
+            // The last failregex that can match takes the prefregex's groups, the others copy.
+            let last = !maybe[index + 1..].contains(&true);
+            let pre = if last { pre_groups.take() } else { pre_groups.clone() };
+            let mut groups: Groups = found.groups;
+            for (k, v) in pre.into_iter().flatten() {
+                if !groups.iter().any(|(n, _)| *n == k) {
+                    groups.push((k, v));
                 }
             }
+            groups.retain(|(_, v)| v.is_some());
             scan.hits.push((index, groups));
         }
         scan
@@ -339,6 +357,9 @@ struct Candidates {
     set: regex::RegexSet,
     /// The same patterns with ASCII classes, for ASCII lines (much smaller automata).
     ascii: Option<regex::bytes::RegexSet>,
+    /// For ASCII lines: the patterns' leading parts ([`crate::engine::Heads`]), which flag a
+    /// superset of the failregexes that match, after a few bytes.
+    heads: Option<crate::engine::Heads>,
 }
 
 impl Candidates {
@@ -352,16 +373,30 @@ impl Candidates {
             .collect::<Result<Vec<String>, String>>()
             .ok()?;
         let set = regex::RegexSetBuilder::new(&patterns).size_limit(64 << 20).build().ok()?;
-        let ascii =
+        let heads = crate::engine::Heads::new(&patterns);
+        // The heads replace the exact ASCII set on ASCII lines.
+        let ascii = heads.is_none().then(|| {
             regex::bytes::RegexSetBuilder::new(patterns.iter().map(|a| format!("(?-u){a}")))
                 .size_limit(64 << 20)
                 .build()
-                .ok();
-        Some(Candidates { set, ascii })
+                .ok()
+        });
+        Some(Candidates { set, ascii: ascii.flatten(), heads })
     }
 
-    /// Sets `maybe[i]` for every failregex that can match `buf`; whether any can.
+    /// Whether [`Candidates::read`] flags exactly the failregexes that match `buf`.
+    fn exact(&self, buf: &str) -> bool {
+        self.heads.is_none() || !buf.is_ascii()
+    }
+
+    /// Sets `maybe[i]` for every failregex that can match `buf` (some flagged ones may not);
+    /// whether any can.
     fn read(&self, buf: &str, maybe: &mut [bool]) -> bool {
+        if let Some(heads) = &self.heads
+            && buf.is_ascii()
+        {
+            return heads.read(buf.as_bytes(), maybe);
+        }
         maybe.fill(false);
         match &self.ascii {
             Some(a) if buf.is_ascii() => a.matches_read_at(maybe, buf.as_bytes(), 0),

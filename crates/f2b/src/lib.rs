@@ -28,6 +28,7 @@
 #![deny(missing_docs)]
 
 mod date;
+mod engine;
 mod failregex;
 mod filter;
 mod ini;

@@ -503,6 +503,8 @@ pub struct Rx {
     /// The same pattern with ASCII-only classes, used on ASCII text (where it matches exactly
     /// what the Unicode pattern matches, with much smaller automata).
     ascii: Option<regex::bytes::Regex>,
+    /// `ascii` for capture searches without the lazy-DFA pass ([`crate::engine::Direct`]).
+    direct: Option<crate::engine::Direct>,
 }
 
 /// The ASCII variant of a translated pattern, if it compiles.
@@ -522,6 +524,7 @@ pub(crate) enum Spans {
     Str(regex::CaptureLocations),
     Bytes(regex::bytes::CaptureLocations),
     Fancy(Vec<Option<(usize, usize)>>),
+    Meta(regex_automata::util::captures::Captures),
 }
 
 impl Spans {
@@ -530,6 +533,7 @@ impl Spans {
             Spans::Str(locs) => locs.get(i),
             Spans::Bytes(locs) => locs.get(i),
             Spans::Fancy(v) => v.get(i).copied().flatten(),
+            Spans::Meta(caps) => caps.get_group(i).map(|s| (s.start, s.end)),
         }
     }
 }
@@ -583,7 +587,16 @@ impl Rx {
         };
         let ascii = if t.fancy.0.is_empty() { ascii_variant(&t.pattern) } else { None };
         let pattern = t.fancy.0.is_empty().then(|| t.pattern.clone());
-        Ok(Rx { engine, pattern, pre: None, names: Arc::new(names), fancy: t.fancy.clone(), ascii })
+        let direct = ascii.as_ref().and_then(|_| crate::engine::Direct::ascii(&t.pattern));
+        Ok(Rx {
+            engine,
+            pattern,
+            pre: None,
+            names: Arc::new(names),
+            fancy: t.fancy.clone(),
+            ascii,
+            direct,
+        })
     }
 
     /// The backtracking features this pattern needs (empty: linear-time engine).
@@ -637,6 +650,11 @@ impl Rx {
 
     fn search_in_with(&self, hay: &str, start: usize, end: usize, pre: bool) -> Option<Spans> {
         let hay = hay.get(..end)?;
+        if let Some(direct) = &self.direct
+            && hay.is_ascii()
+        {
+            return direct.captures(hay.as_bytes(), start, hay.len()).map(Spans::Meta);
+        }
         if let Some(ascii) = &self.ascii
             && hay.is_ascii()
         {
