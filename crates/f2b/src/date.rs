@@ -734,8 +734,10 @@ impl DateDetector {
         // same groups: the last one is kept so that lines with the same timestamp as the line
         // before skip the capture engine and the date conversion.
         let mut memo_key = None;
+        let mut known = None;
         if let Some(found) = slot.t.rx.find_in(line, start, end) {
             let (ms, me) = found?;
+            known = Some((ms, me));
             let hay = &line[..end];
             let key = (slot.id, ms, char_before(hay, ms), char_at(hay, me));
             if let Some(memo) = &self.memo
@@ -747,7 +749,10 @@ impl DateDetector {
             }
             memo_key = Some(key);
         }
-        let m = slot.t.rx.search_in(line, start, end);
+        let m = match known {
+            Some(found) => slot.t.rx.search_found(line, start, end, found),
+            None => slot.t.rx.search_in(line, start, end),
+        };
         if m.is_some() {
             slot.regex_hits += 1;
         }

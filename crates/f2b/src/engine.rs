@@ -19,21 +19,20 @@ use regex_syntax::hir::{Hir, HirKind};
 #[derive(Debug, Clone)]
 pub(crate) struct Direct {
     re: meta::Regex,
+    /// The pattern can only match at the start of the text (`^…`).
+    anchored_start: bool,
 }
 
 impl Direct {
-    /// Compiles `pattern` (a translated pattern) with ASCII classes; `None` if it does not, or
-    /// if it is not anchored at the start of the text (then the lazy DFA's pass pays off: the
-    /// capture engine would otherwise try every start).
+    /// Compiles `pattern` (a translated pattern) with ASCII classes; `None` if it does not.
     pub(crate) fn ascii(pattern: &str) -> Option<Direct> {
         let hir = regex_syntax::ParserBuilder::new()
             .utf8(false)
             .build()
             .parse(&format!("(?-u){pattern}"))
             .ok()?;
-        if !hir.properties().look_set_prefix().contains(regex_syntax::hir::Look::Start) {
-            return None;
-        }
+        let anchored_start =
+            hir.properties().look_set_prefix().contains(regex_syntax::hir::Look::Start);
         let config = meta::Config::new()
             .hybrid(false)
             .dfa(false)
@@ -44,7 +43,24 @@ impl Direct {
             .syntax(regex_automata::util::syntax::Config::new().utf8(false))
             .build_from_hir(&hir)
             .ok()?;
-        Some(Direct { re })
+        Some(Direct { re, anchored_start })
+    }
+
+    /// Whether [`Direct::captures`] pays off: the pattern can only match at the start of the
+    /// text, so the capture engine tries one start (otherwise it would try every start, and the
+    /// lazy DFA's pass finds the match first for less).
+    pub(crate) fn anchored_start(&self) -> bool {
+        self.anchored_start
+    }
+
+    /// The groups of a match already found (by a search without groups, e.g. a DFA): the
+    /// leftmost-first match in `hay` is `found`, so the capture engine runs over that span only,
+    /// from its start.
+    pub(crate) fn captures_found(&self, hay: &[u8], found: (usize, usize)) -> Option<Captures> {
+        let mut caps = self.re.create_captures();
+        let input = Input::new(hay).range(found.0..found.1).anchored(regex_automata::Anchored::Yes);
+        self.re.search_captures(&input, &mut caps);
+        caps.is_match().then_some(caps)
     }
 
     /// The groups of the leftmost-first match in `hay[..end]` starting the search at `start`.
@@ -60,6 +76,9 @@ impl Direct {
 #[derive(Debug, Clone)]
 pub(crate) struct Heads {
     set: meta::Regex,
+    /// Every pattern starts with `^`: the search is anchored, so the automaton stops as soon
+    /// as no leading part can match any more.
+    anchored: bool,
 }
 
 impl Heads {
@@ -76,8 +95,11 @@ impl Heads {
             .utf8_empty(false)
             .nfa_size_limit(Some(64 << 20))
             .hybrid_cache_capacity(4 << 20);
+        let anchored = hirs
+            .iter()
+            .all(|h| h.properties().look_set_prefix().contains(regex_syntax::hir::Look::Start));
         let set = meta::Builder::new().configure(config).build_many_from_hir(&hirs).ok()?;
-        Some(Heads { set })
+        Some(Heads { set, anchored })
     }
 
     /// Sets `maybe[i]` for every pattern whose leading part matches `hay` (all others are
@@ -93,7 +115,12 @@ impl Heads {
                 *found = PatternSet::new(self.set.pattern_len());
             }
             found.clear();
-            self.set.which_overlapping_matches(&Input::new(hay), &mut found);
+            let input = Input::new(hay).anchored(if self.anchored {
+                regex_automata::Anchored::Yes
+            } else {
+                regex_automata::Anchored::No
+            });
+            self.set.which_overlapping_matches(&input, &mut found);
             maybe.fill(false);
             for id in found.iter() {
                 if let Some(m) = maybe.get_mut(id.as_usize()) {
@@ -117,13 +144,12 @@ fn short(h: &Hir) -> bool {
                     regex_syntax::hir::Class::Bytes(c) => {
                         c.ranges().iter().any(|r| (r.start()..=r.end()).contains(&b))
                     }
-                    regex_syntax::hir::Class::Unicode(c) => c
-                        .ranges()
-                        .iter()
-                        .any(|r| (r.start()..=r.end()).contains(&char::from(b))),
+                    regex_syntax::hir::Class::Unicode(c) => {
+                        c.ranges().iter().any(|r| (r.start()..=r.end()).contains(&char::from(b)))
+                    }
                 };
                 // A run of word characters or of spaces ends soon; `.*` or `[^:]+` do not.
-                !matches(b'\n') && !(matches(b' ') && matches(b'a'))
+                !(matches(b' ') && matches(b'a'))
             }
             _ => r.max.is_some_and(|m| m <= 8) && short(&r.sub),
         },
@@ -189,7 +215,8 @@ mod tests {
 
     #[test]
     fn direct_captures_equal_the_regex_crate() {
-        let p = r"^(?P<a>\S+) for (?:invalid user )?(?P<u>\S+|.*?) from (?P<h>[\d.]+)(?: port \d+)?$";
+        let p =
+            r"^(?P<a>\S+) for (?:invalid user )?(?P<u>\S+|.*?) from (?P<h>[\d.]+)(?: port \d+)?$";
         let direct = Direct::ascii(p).unwrap();
         let re = regex::bytes::Regex::new(&format!("(?-u){p}")).unwrap();
         for line in ["x for invalid user a b from 1.2.3.4 port 2", "x for y from 1.2", "nope", ""] {

@@ -249,10 +249,10 @@ impl Matcher {
         if let Some(line) = fast
             && let Some(span) = line.rx.find_in(buf, 0, buf.len())
         {
-            let Some((_, end)) = span else { return scan };
+            let Some((start, end)) = span else { return scan };
             let last = buf[..end].chars().next_back().map_or(0, char::len_utf8);
             cur = &buf[end - last..];
-            pending_groups = Some(line);
+            pending_groups = Some((line, (start, end)));
         } else if let Some(pref) = &self.prefregex {
             let Some((found, rest)) = self.search_prefregex(pref, buf) else { return scan };
             let mut groups = found.groups;
@@ -284,8 +284,8 @@ impl Matcher {
         {
             return scan;
         }
-        if let Some(line) = pending_groups {
-            let Some(spans) = line.rx.search(buf) else { return scan };
+        if let Some((line, found)) = pending_groups {
+            let Some(spans) = line.rx.search_found(buf, 0, buf.len(), found) else { return scan };
             let mut groups = line.found_except(buf, &[], &spans, Some("content")).groups;
             groups.retain(|(_, v)| v.is_some());
             pre_groups = Some(groups);
@@ -298,11 +298,7 @@ impl Matcher {
             }
             // The candidates may flag a failregex that does not match: for a backtracking
             // one, `search` checks its linear-time superset first.
-            let found = if exact {
-                rx.search_prechecked(cur)
-            } else {
-                rx.search(cur, &[])
-            };
+            let found = if exact { rx.search_prechecked(cur) } else { rx.search(cur, &[]) };
             let Some(found) = found else { continue };
             if !self.ignoreregex.is_empty() && *cur_ignored.get_or_insert_with(|| ignored(cur)) {
                 scan.ignored = true;
@@ -354,7 +350,10 @@ impl Matcher {
 /// the automaton usually stops after a few bytes.
 #[derive(Debug, Clone)]
 struct Candidates {
-    set: regex::RegexSet,
+    /// Built on first use when `heads` exist (only lines with non-ASCII text need it); `None`
+    /// inside if it does not build (then every failregex is tried).
+    set: std::sync::OnceLock<Option<regex::RegexSet>>,
+    patterns: Vec<String>,
     /// The same patterns with ASCII classes, for ASCII lines (much smaller automata).
     ascii: Option<regex::bytes::RegexSet>,
     /// For ASCII lines: the patterns' leading parts ([`crate::engine::Heads`]), which flag a
@@ -372,8 +371,11 @@ impl Candidates {
             })
             .collect::<Result<Vec<String>, String>>()
             .ok()?;
-        let set = regex::RegexSetBuilder::new(&patterns).size_limit(64 << 20).build().ok()?;
         let heads = crate::engine::Heads::new(&patterns);
+        let set = std::sync::OnceLock::new();
+        if heads.is_none() {
+            let _ = set.set(Some(Self::unicode_set(&patterns)?));
+        }
         // The heads replace the exact ASCII set on ASCII lines.
         let ascii = heads.is_none().then(|| {
             regex::bytes::RegexSetBuilder::new(patterns.iter().map(|a| format!("(?-u){a}")))
@@ -381,12 +383,20 @@ impl Candidates {
                 .build()
                 .ok()
         });
-        Some(Candidates { set, ascii: ascii.flatten(), heads })
+        Some(Candidates { set, patterns, ascii: ascii.flatten(), heads })
+    }
+
+    fn unicode_set(patterns: &[String]) -> Option<regex::RegexSet> {
+        regex::RegexSetBuilder::new(patterns).size_limit(64 << 20).build().ok()
     }
 
     /// Whether [`Candidates::read`] flags exactly the failregexes that match `buf`.
     fn exact(&self, buf: &str) -> bool {
-        self.heads.is_none() || !buf.is_ascii()
+        self.heads.is_none() || !buf.is_ascii() && self.set().is_some()
+    }
+
+    fn set(&self) -> Option<&regex::RegexSet> {
+        self.set.get_or_init(|| Self::unicode_set(&self.patterns)).as_ref()
     }
 
     /// Sets `maybe[i]` for every failregex that can match `buf` (some flagged ones may not);
@@ -398,9 +408,13 @@ impl Candidates {
             return heads.read(buf.as_bytes(), maybe);
         }
         maybe.fill(false);
-        match &self.ascii {
-            Some(a) if buf.is_ascii() => a.matches_read_at(maybe, buf.as_bytes(), 0),
-            _ => self.set.matches_read_at(maybe, buf, 0),
+        match (&self.ascii, self.set()) {
+            (Some(a), _) if buf.is_ascii() => a.matches_read_at(maybe, buf.as_bytes(), 0),
+            (_, Some(set)) => set.matches_read_at(maybe, buf, 0),
+            (_, None) => {
+                maybe.fill(true);
+                true
+            }
         }
     }
 }

@@ -643,6 +643,24 @@ impl Rx {
         }
     }
 
+    /// [`Rx::search_in`] when [`Rx::find_in`] with the same arguments found `found`: the
+    /// capture engine then runs over that span only.
+    pub(crate) fn search_found(
+        &self,
+        hay: &str,
+        start: usize,
+        end: usize,
+        found: (usize, usize),
+    ) -> Option<Spans> {
+        if let Some(direct) = &self.direct
+            && let Some(hay) = hay.get(..end)
+            && hay.is_ascii()
+        {
+            return direct.captures_found(hay.as_bytes(), found).map(Spans::Meta);
+        }
+        self.search_in(hay, start, end)
+    }
+
     /// [`Rx::search`] without the linear-time superset check, for a caller that made it.
     pub(crate) fn search_prechecked(&self, hay: &str) -> Option<Spans> {
         self.search_in_with(hay, 0, hay.len(), false)
@@ -650,7 +668,7 @@ impl Rx {
 
     fn search_in_with(&self, hay: &str, start: usize, end: usize, pre: bool) -> Option<Spans> {
         let hay = hay.get(..end)?;
-        if let Some(direct) = &self.direct
+        if let Some(direct) = self.direct.as_ref().filter(|d| d.anchored_start())
             && hay.is_ascii()
         {
             return direct.captures(hay.as_bytes(), start, hay.len()).map(Spans::Meta);

@@ -41,8 +41,7 @@ impl Speculator {
         let (_, step) = self.dates.find_noting(line, clock);
         let step = step?;
         let (s, e) = step.span;
-        if s >= e || step.time.is_none() || !line.is_char_boundary(s) || !line.is_char_boundary(e)
-        {
+        if s >= e || step.time.is_none() || !line.is_char_boundary(s) || !line.is_char_boundary(e) {
             return None;
         }
         buf.push_str(&line[..s]);

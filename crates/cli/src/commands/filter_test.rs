@@ -185,7 +185,11 @@ fn scan_chunk(
 /// Reads up to about [`CHUNK_BYTES`] of whole lines into `raw` (after `carry`, the start of a
 /// line left over from the last read, which it empties); keeps what follows the last `\n` in
 /// `carry`. Returns false at the end of the input with nothing read.
-fn read_chunk(input: &mut impl Read, carry: &mut Vec<u8>, raw: &mut Vec<u8>) -> std::io::Result<bool> {
+fn read_chunk(
+    input: &mut impl Read,
+    carry: &mut Vec<u8>,
+    raw: &mut Vec<u8>,
+) -> std::io::Result<bool> {
     raw.clear();
     raw.append(carry);
     loop {
