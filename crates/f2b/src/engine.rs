@@ -57,6 +57,10 @@ impl Direct {
     /// leftmost-first match in `hay` is `found`, so the capture engine runs over that span only,
     /// from its start.
     pub(crate) fn captures_found(&self, hay: &[u8], found: (usize, usize)) -> Option<Captures> {
+        if found.0 > found.1 || found.1 > hay.len() {
+            // Not a match of this text: search it all.
+            return self.captures(hay, 0, hay.len());
+        }
         let mut caps = self.re.create_captures();
         let input = Input::new(hay).range(found.0..found.1).anchored(regex_automata::Anchored::Yes);
         self.re.search_captures(&input, &mut caps);
@@ -65,8 +69,12 @@ impl Direct {
 
     /// The groups of the leftmost-first match in `hay[..end]` starting the search at `start`.
     pub(crate) fn captures(&self, hay: &[u8], start: usize, end: usize) -> Option<Captures> {
+        let hay = hay.get(..end)?;
+        if start > hay.len() {
+            return None;
+        }
         let mut caps = self.re.create_captures();
-        let input = Input::new(hay.get(..end)?).range(start..);
+        let input = Input::new(hay).range(start..);
         self.re.search_captures(&input, &mut caps);
         caps.is_match().then_some(caps)
     }
@@ -211,6 +219,16 @@ mod tests {
                 assert!(!full || maybe[i], "{line:?} {p}");
             }
         }
+    }
+
+    #[test]
+    fn out_of_range_searches_do_not_panic() {
+        let direct = Direct::ascii(r"^(?P<a>a+)").unwrap();
+        assert!(direct.captures(b"aa", 3, 2).is_none());
+        assert!(direct.captures(b"aa", 0, 9).is_none());
+        let caps = direct.captures_found(b"aa", (2, 1)).unwrap();
+        assert_eq!(caps.get_group(1).map(|s| (s.start, s.end)), Some((0, 2)));
+        assert!(direct.captures_found(b"aa", (0, 7)).is_some());
     }
 
     #[test]
