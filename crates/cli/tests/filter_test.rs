@@ -335,7 +335,7 @@ fn json_output_has_one_object_per_line_and_exit_codes_follow_the_contract() {
 
 #[test]
 fn long_logs_keep_line_order_and_multi_line_state_across_threads() {
-    // More lines than one unit of parallel work (2,048 lines), and failures that need an
+    // More lines than one unit of parallel work (256 KiB), and failures that need an
     // earlier line: `Disconnecting: Too many authentication failures` has no address; fail2ban
     // takes it from the `Connection from` line of the same session (`<F-MLFID>`, the pid).
     let tmp = tempfile::tempdir().unwrap();

@@ -590,6 +590,30 @@ struct Memo {
     time: Option<((u64, Tz, i32), Option<f64>)>,
 }
 
+/// What the first step of [`DateDetector::find`] reads: the template that matched last (its
+/// id) and the place and neighbouring characters of its match's start and end.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct FastKey {
+    id: usize,
+    pos: (usize, Option<char>, Option<char>),
+    end: (usize, Option<char>, Option<char>),
+}
+
+/// A line's match decided by the first step of [`DateDetector::find`], made in one detector and
+/// replayable in another ([`DateDetector::replay`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct FastStep {
+    /// The state the step started from.
+    before: FastKey,
+    /// The match's start and end after the step.
+    pos: (usize, Option<char>, Option<char>),
+    end: (usize, Option<char>, Option<char>),
+    /// Byte span of the timestamp text.
+    pub(crate) span: (usize, usize),
+    /// The instant.
+    pub(crate) time: Option<f64>,
+}
+
 /// fail2ban's `DateDetector`.
 #[derive(Debug, Clone)]
 pub struct DateDetector {
@@ -713,8 +737,10 @@ impl DateDetector {
         // same groups: the last one is kept so that lines with the same timestamp as the line
         // before skip the capture engine and the date conversion.
         let mut memo_key = None;
+        let mut known = None;
         if let Some(found) = slot.t.rx.find_in(line, start, end) {
             let (ms, me) = found?;
+            known = Some((ms, me));
             let hay = &line[..end];
             let key = (slot.id, ms, char_before(hay, ms), char_at(hay, me));
             if let Some(memo) = &self.memo
@@ -726,7 +752,10 @@ impl DateDetector {
             }
             memo_key = Some(key);
         }
-        let m = slot.t.rx.search_in(line, start, end);
+        let m = match known {
+            Some(found) => slot.t.rx.search_found(line, start, end, found),
+            None => slot.t.rx.search_in(line, start, end),
+        };
         if m.is_some() {
             slot.regex_hits += 1;
         }
@@ -781,8 +810,69 @@ impl DateDetector {
 
     /// `matchTime` + `getTime`: finds the timestamp in `line`.
     pub(crate) fn find(&mut self, line: &str, clock: &Clock) -> Option<DateMatch> {
+        self.find_noting(line, clock).0
+    }
+
+    /// The part of the state the first step of [`DateDetector::find`] reads: the template that
+    /// matched last (by its id) and where its match started and ended, with the characters
+    /// around those places. `None` before the first match.
+    fn fast_key(&self) -> Option<FastKey> {
+        let slot = self.slots.get(self.last_idx)?;
+        Some(FastKey { id: slot.id, pos: self.last_pos, end: self.last_end })
+    }
+
+    /// [`DateDetector::find`], also telling whether the template that matched last matched
+    /// again at once (the first step), and then what [`DateDetector::replay`] needs to make the
+    /// same change to another detector in the same [`FastKey`] state.
+    pub(crate) fn find_noting(
+        &mut self,
+        line: &str,
+        clock: &Clock,
+    ) -> (Option<DateMatch>, Option<FastStep>) {
+        let key = self.fast_key();
+        let (found, fast) = self.find_inner(line, clock);
+        let step = match (&found, key) {
+            (Some(m), Some(before)) if fast => Some(FastStep {
+                before,
+                pos: self.last_pos,
+                end: self.last_end,
+                span: m.span,
+                time: m.time,
+            }),
+            _ => None,
+        };
+        (found, step)
+    }
+
+    /// Makes the change [`DateDetector::find`] made in another detector (`step`, from
+    /// [`DateDetector::find_noting`]) if this detector is in the same state for the first step
+    /// (then `find` on the same line would take the same first step and return the same match);
+    /// returns whether it did. Template order, counters and positions then evolve as if `find`
+    /// had run; only the cache of the last match's groups (a speed-up) is not refreshed.
+    pub(crate) fn replay(&mut self, step: &FastStep) -> bool {
+        if self.fast_key() != Some(step.before) {
+            return false;
+        }
+        self.tick += 1.0;
+        let i = self.last_idx;
+        let slot = &mut self.slots[i];
+        slot.regex_hits += 1;
+        slot.hits += 1;
+        slot.last_used = self.tick;
+        slot.distance = step.pos.0;
+        if self.first_unused == i {
+            self.first_unused += 1;
+        }
+        self.last_pos = step.pos;
+        self.last_end = step.end;
+        true
+    }
+
+    /// [`DateDetector::find`]; the flag tells whether the first step (the template that
+    /// matched last, at the same place) decided the match.
+    fn find_inner(&mut self, line: &str, clock: &Clock) -> (Option<DateMatch>, bool) {
         if self.slots.is_empty() {
-            return None;
+            return (None, false);
         }
         self.tick += 1.0;
         let n = self.slots.len();
@@ -790,6 +880,7 @@ impl DateDetector {
             (None, usize::MAX, usize::MAX, 0);
         let mut ignore_by_search = usize::MAX;
         let mut matched: Option<(crate::pyre::Spans, usize)> = None;
+        let mut fast = false;
         let i = self.last_idx;
         if i < n {
             let flags = self.slots[i].t.flags;
@@ -822,6 +913,7 @@ impl DateDetector {
                     || (distance == self.last_pos.0 && endpos == self.last_end.0)
                 {
                     matched = Some((m, i));
+                    fast = true;
                 } else {
                     found = (Some(m), distance, endpos, i);
                 }
@@ -863,7 +955,7 @@ impl DateDetector {
                 matched = Some((m, idx));
             }
         }
-        let (m, mut i) = matched?;
+        let Some((m, mut i)) = matched else { return (None, false) };
         let (distance, endpos) = m.get(0).unwrap_or((0, 0));
         {
             let slot = &mut self.slots[i];
@@ -882,7 +974,7 @@ impl DateDetector {
         self.last_idx = i;
         let span = m.get(1).unwrap_or((0, 0));
         let time = self.time_of(i, &m, line, clock);
-        Some(DateMatch { span, time })
+        (Some(DateMatch { span, time }), fast)
     }
 
     /// `_reorderTemplate`: moves a successful template up.

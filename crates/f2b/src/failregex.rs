@@ -296,6 +296,11 @@ pub(crate) struct F2bRegex {
     skiplines: Vec<usize>,
     /// Whether `<HOST>` also matches host names (`usedns` other than `no`).
     host_dns: bool,
+    /// The group names once each, in order of first appearance, with every group index that
+    /// carries the name (one per branch that sets it).
+    unique: Vec<(std::sync::Arc<str>, Vec<usize>)>,
+    /// `alt_NAME[_N]` group names with the name each fills, sorted (`_getGroupsWithAlt`).
+    alts: Vec<(std::sync::Arc<str>, String)>,
 }
 
 /// The result of a search: groups by name and the split of the original lines.
@@ -374,7 +379,19 @@ impl F2bRegex {
             .filter(|(n, _)| n.starts_with("skiplines"))
             .map(|(_, i)| *i)
             .collect();
-        Ok(F2bRegex { rx, source: source.to_owned(), skiplines, host_dns })
+        let mut unique: Vec<(std::sync::Arc<str>, Vec<usize>)> = Vec::new();
+        for (n, i) in rx.names().iter() {
+            match unique.iter_mut().find(|(u, _)| u == n) {
+                Some((_, idxs)) => idxs.push(*i),
+                None => unique.push((std::sync::Arc::clone(n), vec![*i])),
+            }
+        }
+        let mut alts: Vec<(std::sync::Arc<str>, String)> = unique
+            .iter()
+            .filter_map(|(k, _)| alt_target(k).map(|n| (std::sync::Arc::clone(k), n)))
+            .collect();
+        alts.sort();
+        Ok(F2bRegex { rx, source: source.to_owned(), skiplines, host_dns, unique, alts })
     }
 
     /// `Regex.search(buf, orgLines)` followed by `getGroups` and `getUnmatchedTupleLines`.
@@ -402,27 +419,15 @@ impl F2bRegex {
         skip: Option<&str>,
     ) -> Found {
         let mut groups: Vec<(std::sync::Arc<str>, Option<String>)> =
-            Vec::with_capacity(self.rx.names().len());
-        for (n, i) in self.rx.names().iter().filter(|(n, _)| skip != Some(&**n)) {
-            let v = spans.get(*i).map(|(s, e)| buf[s..e].to_owned());
+            Vec::with_capacity(self.unique.len() + 2);
+        for (n, idxs) in self.unique.iter().filter(|(n, _)| skip != Some(&**n)) {
             // A name set in several branches: the branch that matched gives the value.
-            match groups.iter_mut().find(|(g, _)| g == n) {
-                Some(slot) => {
-                    if slot.1.is_none() {
-                        slot.1 = v;
-                    }
-                }
-                None => groups.push((std::sync::Arc::clone(n), v)),
-            }
+            let v = idxs.iter().find_map(|i| spans.get(*i)).map(|(s, e)| buf[s..e].to_owned());
+            groups.push((std::sync::Arc::clone(n), v));
         }
         // `alt_NAME[_N]` groups fill `NAME` when it is empty (`_getGroupsWithAlt`).
-        let mut alts: Vec<(std::sync::Arc<str>, String)> = groups
-            .iter()
-            .filter_map(|(k, _)| alt_target(k).map(|n| (std::sync::Arc::clone(k), n)))
-            .collect();
-        alts.sort();
-        for (k, n) in alts {
-            let v = groups.iter().find(|(g, _)| *g == k).and_then(|(_, v)| v.clone());
+        for (k, n) in self.alts.iter().filter(|(k, _)| skip != Some(&**k)) {
+            let v = groups.iter().find(|(g, _)| g == k).and_then(|(_, v)| v.clone());
             let target_empty = groups
                 .iter()
                 .find(|(g, _)| **g == *n.as_str())

@@ -145,7 +145,10 @@ impl Holder {
 /// A bounded map for multi-line failure IDs (fail2ban keeps 100; the oldest entry goes first).
 #[derive(Debug, Default)]
 struct MlfidCache {
-    entries: HashMap<String, (u64, Shared)>,
+    entries: HashMap<Arc<str>, (u64, Shared)>,
+    /// Keys in the order they were set, with the sequence number they were set with; a pair
+    /// whose number is no longer the entry's is stale (the key was set again or removed).
+    order: std::collections::VecDeque<(u64, Arc<str>)>,
     next: u64,
 }
 
@@ -154,16 +157,28 @@ impl MlfidCache {
     fn get(&self, k: &str) -> Option<Shared> {
         self.entries.get(k).map(|(_, v)| Arc::clone(v))
     }
+    fn current(&self, n: u64, k: &str) -> bool {
+        self.entries.get(k).is_some_and(|(m, _)| *m == n)
+    }
     fn set(&mut self, k: &str, v: Shared) {
         self.entries.remove(k);
-        if self.entries.len() >= Self::MAX
-            && let Some(oldest) =
-                self.entries.iter().min_by_key(|(_, (n, _))| *n).map(|(k, _)| k.clone())
-        {
-            self.entries.remove(&oldest);
+        if self.entries.len() >= Self::MAX {
+            // The oldest entry: the first pair in `order` that is not stale.
+            while let Some((n, oldest)) = self.order.pop_front() {
+                if self.current(n, &oldest) {
+                    self.entries.remove(&oldest);
+                    break;
+                }
+            }
         }
         self.next += 1;
-        self.entries.insert(k.to_owned(), (self.next, v));
+        let key: Arc<str> = Arc::from(k);
+        self.entries.insert(Arc::clone(&key), (self.next, v));
+        self.order.push_back((self.next, key));
+        if self.order.len() > 4 * Self::MAX {
+            let entries = &self.entries;
+            self.order.retain(|(n, k)| entries.get(k).is_some_and(|(m, _)| m == n));
+        }
     }
     fn unset(&mut self, k: &str) {
         self.entries.remove(k);
@@ -242,10 +257,10 @@ impl Matcher {
         if let Some(line) = fast
             && let Some(span) = line.rx.find_in(buf, 0, buf.len())
         {
-            let Some((_, end)) = span else { return scan };
+            let Some((start, end)) = span else { return scan };
             let last = buf[..end].chars().next_back().map_or(0, char::len_utf8);
             cur = &buf[end - last..];
-            pending_groups = Some(line);
+            pending_groups = Some((line, (start, end)));
         } else if let Some(pref) = &self.prefregex {
             let Some((found, rest)) = self.search_prefregex(pref, buf) else { return scan };
             let mut groups = found.groups;
@@ -277,22 +292,21 @@ impl Matcher {
         {
             return scan;
         }
-        if let Some(line) = pending_groups {
-            let Some(spans) = line.rx.search(buf) else { return scan };
+        if let Some((line, found)) = pending_groups {
+            let Some(spans) = line.rx.search_found(buf, 0, buf.len(), found) else { return scan };
             let mut groups = line.found_except(buf, &[], &spans, Some("content")).groups;
             groups.retain(|(_, v)| v.is_some());
             pre_groups = Some(groups);
         }
         let mut cur_ignored: Option<bool> = None;
+        let exact = self.candidates.as_ref().is_some_and(|c| c.exact(cur));
         for (index, rx) in self.failregex.iter().enumerate() {
             if !maybe[index] {
                 continue;
             }
-            let found = if self.candidates.is_some() {
-                rx.search_prechecked(cur)
-            } else {
-                rx.search(cur, &[])
-            };
+            // The candidates may flag a failregex that does not match: for a backtracking
+            // one, `search` checks its linear-time superset first.
+            let found = if exact { rx.search_prechecked(cur) } else { rx.search(cur, &[]) };
             let Some(found) = found else { continue };
             if !self.ignoreregex.is_empty() && *cur_ignored.get_or_insert_with(|| ignored(cur)) {
                 scan.ignored = true;
@@ -300,16 +314,16 @@ impl Matcher {
             }
             // A group that did not take part reads like a missing one everywhere, so only
             // groups with a value are kept (one without still clears the prefregex's value).
-            let mut groups: Groups = pre_groups.clone().unwrap_or_default();
-            for (k, v) in found.groups {
-                match v {
-                    Some(v) => match groups.iter_mut().find(|(n, _)| *n == k) {
-                        Some(slot) => slot.1 = Some(v),
-                        None => groups.push((k, Some(v))),
-                    },
-                    None => groups.retain(|(n, _)| *n != k),
+            // The last failregex that can match takes the prefregex's groups, the others copy.
+            let last = !maybe[index + 1..].contains(&true);
+            let pre = if last { pre_groups.take() } else { pre_groups.clone() };
+            let mut groups: Groups = found.groups;
+            for (k, v) in pre.into_iter().flatten() {
+                if !groups.iter().any(|(n, _)| *n == k) {
+                    groups.push((k, v));
                 }
             }
+            groups.retain(|(_, v)| v.is_some());
             scan.hits.push((index, groups));
         }
         scan
@@ -344,9 +358,15 @@ impl Matcher {
 /// the automaton usually stops after a few bytes.
 #[derive(Debug, Clone)]
 struct Candidates {
-    set: regex::RegexSet,
+    /// Built on first use when `heads` exist (only lines with non-ASCII text need it); `None`
+    /// inside if it does not build (then every failregex is tried).
+    set: std::sync::OnceLock<Option<regex::RegexSet>>,
+    patterns: Vec<String>,
     /// The same patterns with ASCII classes, for ASCII lines (much smaller automata).
     ascii: Option<regex::bytes::RegexSet>,
+    /// For ASCII lines: the patterns' leading parts ([`crate::engine::Heads`]), which flag a
+    /// superset of the failregexes that match, after a few bytes.
+    heads: Option<crate::engine::Heads>,
 }
 
 impl Candidates {
@@ -359,21 +379,50 @@ impl Candidates {
             })
             .collect::<Result<Vec<String>, String>>()
             .ok()?;
-        let set = regex::RegexSetBuilder::new(&patterns).size_limit(64 << 20).build().ok()?;
-        let ascii =
+        let heads = crate::engine::Heads::new(&patterns);
+        let set = std::sync::OnceLock::new();
+        if heads.is_none() {
+            let _ = set.set(Some(Self::unicode_set(&patterns)?));
+        }
+        // The heads replace the exact ASCII set on ASCII lines.
+        let ascii = heads.is_none().then(|| {
             regex::bytes::RegexSetBuilder::new(patterns.iter().map(|a| format!("(?-u){a}")))
                 .size_limit(64 << 20)
                 .build()
-                .ok();
-        Some(Candidates { set, ascii })
+                .ok()
+        });
+        Some(Candidates { set, patterns, ascii: ascii.flatten(), heads })
     }
 
-    /// Sets `maybe[i]` for every failregex that can match `buf`; whether any can.
+    fn unicode_set(patterns: &[String]) -> Option<regex::RegexSet> {
+        regex::RegexSetBuilder::new(patterns).size_limit(64 << 20).build().ok()
+    }
+
+    /// Whether [`Candidates::read`] flags exactly the failregexes that match `buf`.
+    fn exact(&self, buf: &str) -> bool {
+        self.heads.is_none() || !buf.is_ascii() && self.set().is_some()
+    }
+
+    fn set(&self) -> Option<&regex::RegexSet> {
+        self.set.get_or_init(|| Self::unicode_set(&self.patterns)).as_ref()
+    }
+
+    /// Sets `maybe[i]` for every failregex that can match `buf` (some flagged ones may not);
+    /// whether any can.
     fn read(&self, buf: &str, maybe: &mut [bool]) -> bool {
+        if let Some(heads) = &self.heads
+            && buf.is_ascii()
+        {
+            return heads.read(buf.as_bytes(), maybe);
+        }
         maybe.fill(false);
-        match &self.ascii {
-            Some(a) if buf.is_ascii() => a.matches_read_at(maybe, buf.as_bytes(), 0),
-            _ => self.set.matches_read_at(maybe, buf, 0),
+        match (&self.ascii, self.set()) {
+            (Some(a), _) if buf.is_ascii() => a.matches_read_at(maybe, buf.as_bytes(), 0),
+            (_, Some(set)) => set.matches_read_at(maybe, buf, 0),
+            (_, None) => {
+                maybe.fill(true);
+                true
+            }
         }
     }
 }
@@ -883,5 +932,36 @@ impl Filter {
             }
         }
         shared
+    }
+}
+
+impl Filter {
+    /// A copy of the date detector in its current state, for a scanning thread to date lines
+    /// speculatively ([`crate::Speculator::prepare_line`]).
+    pub fn speculator(&self) -> crate::Speculator {
+        crate::Speculator { dates: self.dates.clone() }
+    }
+
+    /// First step of a single-line filter from a scanning thread's [`crate::Guess`], in line
+    /// order: when the real date detector is in the state the guess was made from, makes the
+    /// change [`Filter::prepare_line`] would make and returns the line's time (`Some`); the
+    /// text the guess cut out is then what `prepare_line` would cut. `None`: the guess does not
+    /// hold, process the line with [`Filter::process_line`].
+    pub fn accept(&mut self, guess: &crate::Guess) -> Option<Option<f64>> {
+        match &guess.0 {
+            crate::speculate::GuessKind::Date(step) => {
+                let time = step.time?;
+                if !self.dates.replay(step) {
+                    return None;
+                }
+                // `last_time_text` is read only by the multi-line path.
+                self.last_date = Some(time);
+                Some(Some(time))
+            }
+            crate::speculate::GuessKind::Journal(time) => {
+                self.last_date = Some(*time);
+                Some(Some(*time))
+            }
+        }
     }
 }

@@ -29,12 +29,14 @@
 
 mod date;
 mod dns;
+mod engine;
 mod failregex;
 mod filter;
 mod ini;
 mod linear;
 mod pyre;
 mod reader;
+mod speculate;
 
 use std::path::PathBuf;
 
@@ -44,6 +46,7 @@ pub use dns::{Lookup, Resolver, ResolverStats, UseDns};
 pub use filter::{FancyUse, Filter, LineResult, Matcher, Problem, Scan};
 pub use pyre::BACKTRACK_LIMIT;
 pub use reader::{FilterDefinition, parse_filter, read_filter, split_options};
+pub use speculate::{Guess, Speculator};
 
 /// Why a filter could not be read.
 #[derive(Debug, thiserror::Error)]

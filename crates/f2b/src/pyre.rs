@@ -760,6 +760,8 @@ pub struct Rx {
     /// The same pattern with ASCII-only classes, used on ASCII text (where it matches exactly
     /// what the Unicode pattern matches, with much smaller automata).
     ascii: Option<regex::bytes::Regex>,
+    /// `ascii` for capture searches without the lazy-DFA pass ([`crate::engine::Direct`]).
+    direct: Option<crate::engine::Direct>,
 }
 
 /// The ASCII variant of a translated pattern, if it compiles.
@@ -779,6 +781,7 @@ pub(crate) enum Spans {
     Str(regex::CaptureLocations),
     Bytes(regex::bytes::CaptureLocations),
     Fancy(Vec<Option<(usize, usize)>>),
+    Meta(regex_automata::util::captures::Captures),
 }
 
 impl Spans {
@@ -787,6 +790,7 @@ impl Spans {
             Spans::Str(locs) => locs.get(i),
             Spans::Bytes(locs) => locs.get(i),
             Spans::Fancy(v) => v.get(i).copied().flatten(),
+            Spans::Meta(caps) => caps.get_group(i).map(|s| (s.start, s.end)),
         }
     }
 }
@@ -840,7 +844,16 @@ impl Rx {
         };
         let ascii = if t.fancy.0.is_empty() { ascii_variant(&t.pattern) } else { None };
         let pattern = t.fancy.0.is_empty().then(|| t.pattern.clone());
-        Ok(Rx { engine, pattern, pre: None, names: Arc::new(names), fancy: t.fancy.clone(), ascii })
+        let direct = ascii.as_ref().and_then(|_| crate::engine::Direct::ascii(&t.pattern));
+        Ok(Rx {
+            engine,
+            pattern,
+            pre: None,
+            names: Arc::new(names),
+            fancy: t.fancy.clone(),
+            ascii,
+            direct,
+        })
     }
 
     /// The backtracking features this pattern needs (empty: linear-time engine).
@@ -887,6 +900,24 @@ impl Rx {
         }
     }
 
+    /// [`Rx::search_in`] when [`Rx::find_in`] with the same arguments found `found`: the
+    /// capture engine then runs over that span only.
+    pub(crate) fn search_found(
+        &self,
+        hay: &str,
+        start: usize,
+        end: usize,
+        found: (usize, usize),
+    ) -> Option<Spans> {
+        if let Some(direct) = &self.direct
+            && let Some(hay) = hay.get(..end)
+            && hay.is_ascii()
+        {
+            return direct.captures_found(hay.as_bytes(), found).map(Spans::Meta);
+        }
+        self.search_in(hay, start, end)
+    }
+
     /// [`Rx::search`] without the linear-time superset check, for a caller that made it.
     pub(crate) fn search_prechecked(&self, hay: &str) -> Option<Spans> {
         self.search_in_with(hay, 0, hay.len(), false)
@@ -894,6 +925,11 @@ impl Rx {
 
     fn search_in_with(&self, hay: &str, start: usize, end: usize, pre: bool) -> Option<Spans> {
         let hay = hay.get(..end)?;
+        if let Some(direct) = self.direct.as_ref().filter(|d| d.anchored_start())
+            && hay.is_ascii()
+        {
+            return direct.captures(hay.as_bytes(), start, hay.len()).map(Spans::Meta);
+        }
         if let Some(ascii) = &self.ascii
             && hay.is_ascii()
         {

@@ -12,8 +12,8 @@ use std::{
 
 use chrono::{DateTime, Datelike, SecondsFormat, TimeZone, Utc};
 use vigil_f2b::{
-    Clock, Filter, FilterDefinition, LineResult, Matcher, Scan, chrono_tz::Tz, read_filter,
-    split_options,
+    Clock, Filter, FilterDefinition, Guess, LineResult, Matcher, Scan, Speculator, chrono_tz::Tz,
+    read_filter, split_options,
 };
 
 /// Arguments of `vigil filter-test`.
@@ -127,56 +127,150 @@ fn for_each_line(
     }
 }
 
-/// Lines per unit of work handed to a scanning thread.
-const CHUNK_LINES: usize = 2048;
+/// Bytes of whole lines per unit of work handed to a scanning thread (a longer line makes a
+/// larger chunk).
+const CHUNK_BYTES: usize = 256 << 10;
 
-/// A run of consecutive lines: the text each line's regexes search (one after the other in
-/// `text`, each ending at its `ends` entry), their times, and once scanned their [`Scan`]s.
+/// A run of consecutive lines as read, and once scanned, per line: where it is, the scanning
+/// thread's date [`Guess`] and the [`Scan`] of the text the guess cut out.
 #[derive(Default)]
 struct Chunk {
     id: u64,
-    text: String,
-    ends: Vec<usize>,
-    dates: Vec<Option<f64>>,
+    /// Whole lines, each ending in `\n` except perhaps the log's last one.
+    raw: Vec<u8>,
+    /// Each line's byte range in `raw`, without its line ending.
+    lines: Vec<(usize, usize)>,
+    guesses: Vec<Option<Guess>>,
     scans: Vec<Scan>,
+    /// Lines that were not valid UTF-8.
+    invalid: usize,
     /// A scanning thread panicked on this chunk.
     failed: bool,
 }
 
-/// Runs a single-line filter over the log on `workers` threads: this thread reads the lines and
-/// cuts out their timestamps in order (`prepare`), the workers run the regexes over chunks of
-/// lines (`Matcher::scan`, which needs no state), and this thread applies the results in line
-/// order (`Filter::apply`, which keeps the multi-line failure IDs) and hands them to `emit`.
-/// The output is the same as line-by-line processing. At most `2 * workers + 2` chunks are in
-/// flight, so memory stays bounded.
+/// A line as fail2ban's `FileContainer` reads it: lossy UTF-8 (with its final `\r`/`\n`
+/// already stripped); whether it was valid.
+fn decode(bytes: &[u8]) -> (std::borrow::Cow<'_, str>, bool) {
+    match std::str::from_utf8(bytes) {
+        Ok(line) => (std::borrow::Cow::Borrowed(line), true),
+        Err(_) => {
+            let lossy = String::from_utf8_lossy(bytes);
+            let line = lossy.trim_end_matches(['\r', '\n']).to_owned();
+            (std::borrow::Cow::Owned(line), false)
+        }
+    }
+}
+
+/// The scanning thread's work on a chunk: split the lines (as [`for_each_line`] does), date
+/// each with the thread's own date detector, and scan the lines whose date was guessed.
+fn scan_chunk(
+    chunk: &mut Chunk,
+    matcher: &Matcher,
+    spec: &mut Speculator,
+    guess: &impl Fn(&mut Speculator, &str, &mut String) -> Option<Guess>,
+    buf: &mut String,
+) {
+    let raw = &chunk.raw;
+    let mut start = 0;
+    while start < raw.len() {
+        let (end, next) = match memchr::memchr(b'\n', &raw[start..]) {
+            Some(p) => (start + p, start + p + 1),
+            None => (raw.len(), raw.len()),
+        };
+        let mut stop = end;
+        while stop > start && raw[stop - 1] == b'\r' {
+            stop -= 1;
+        }
+        let (line, valid) = decode(&raw[start..stop]);
+        if !valid {
+            chunk.invalid += 1;
+        }
+        buf.clear();
+        let g = guess(spec, &line, buf);
+        chunk.scans.push(if g.is_some() { matcher.scan(buf) } else { Scan::default() });
+        chunk.guesses.push(g);
+        chunk.lines.push((start, stop));
+        start = next;
+    }
+}
+
+/// Reads up to about [`CHUNK_BYTES`] of whole lines into `raw` (after `carry`, the start of a
+/// line left over from the last read, which it empties); keeps what follows the last `\n` in
+/// `carry`. Returns false at the end of the input with nothing read.
+fn read_chunk(
+    input: &mut impl Read,
+    carry: &mut Vec<u8>,
+    raw: &mut Vec<u8>,
+) -> std::io::Result<bool> {
+    raw.clear();
+    raw.append(carry);
+    loop {
+        let len = raw.len();
+        if len >= CHUNK_BYTES
+            && let Some(p) = memchr::memrchr(b'\n', raw)
+        {
+            carry.extend_from_slice(&raw[p + 1..]);
+            raw.truncate(p + 1);
+            return Ok(true);
+        }
+        raw.resize(len + CHUNK_BYTES.max(len / 2), 0);
+        let n = loop {
+            match input.read(&mut raw[len..]) {
+                Ok(n) => break n,
+                Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(err) => {
+                    raw.truncate(len);
+                    return Err(err);
+                }
+            }
+        };
+        raw.truncate(len + n);
+        if n == 0 {
+            return Ok(!raw.is_empty());
+        }
+    }
+}
+
+/// Runs a single-line filter over the log on `workers` threads: this thread reads blocks of
+/// whole lines, the workers split them into lines, date them speculatively (each with its own
+/// copy of the date detector, [`Speculator`]) and run the regexes (`Matcher::scan`, which
+/// needs no state), and this thread, in line order, confirms each line's date guess against the
+/// real date detector (`Filter::accept`), applies the scan (`Filter::apply`, which keeps the
+/// multi-line failure IDs) and hands the result to `emit`. A line whose guess does not hold is
+/// processed here from scratch (`redo`). The output is the same as line-by-line processing. At
+/// most `2 * workers + 2` chunks are in flight, so memory stays bounded.
 fn scan_in_parallel(
     path: &Path,
     filter: &mut Filter,
     workers: usize,
-    mut prepare: impl FnMut(&mut Filter, &str, &mut String) -> Option<f64>,
+    guess: impl Fn(&mut Speculator, &str, &mut String) -> Option<Guess> + Sync,
+    mut redo: impl FnMut(&mut Filter, &str) -> LineResult,
     emit: &mut impl FnMut(LineResult) -> std::io::Result<()>,
 ) -> std::io::Result<usize> {
+    let mut input: Box<dyn Read> = if path.as_os_str() == "-" {
+        Box::new(std::io::stdin().lock())
+    } else {
+        Box::new(std::fs::File::open(path)?)
+    };
     let matcher = filter.matcher();
     let limit = 2 * workers + 2;
     let (job_tx, job_rx) = std::sync::mpsc::sync_channel::<Chunk>(limit);
     let (done_tx, done_rx) = std::sync::mpsc::sync_channel::<Chunk>(limit);
     let job_rx = std::sync::Mutex::new(job_rx);
+    let guess = &guess;
     std::thread::scope(|s| {
         for _ in 0..workers {
-            // Each worker has its own copy: the regex engines' caches then need no locking.
-            let (matcher, job_rx, done_tx) = (Matcher::clone(&matcher), &job_rx, done_tx.clone());
+            // Each worker has its own copies: the regex engines' caches then need no locking.
+            let (matcher, mut spec) = (Matcher::clone(&matcher), filter.speculator());
+            let (job_rx, done_tx) = (&job_rx, done_tx.clone());
             s.spawn(move || {
+                let mut buf = String::new();
                 loop {
                     let job =
                         job_rx.lock().unwrap_or_else(std::sync::PoisonError::into_inner).recv();
                     let Ok(mut chunk) = job else { return };
                     let scanned = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        let mut start = 0;
-                        for &end in &chunk.ends {
-                            let scan = matcher.scan(&chunk.text[start..end]);
-                            chunk.scans.push(scan);
-                            start = end;
-                        }
+                        scan_chunk(&mut chunk, &matcher, &mut spec, guess, &mut buf);
                     }));
                     chunk.failed = scanned.is_err();
                     if done_tx.send(chunk).is_err() {
@@ -192,43 +286,31 @@ fn scan_in_parallel(
             next: 0,
             in_flight: 0,
             spare: Vec::new(),
+            invalid: 0,
         };
-        let mut current = Chunk::default();
+        let mut carry = Vec::new();
         let mut next_id = 0;
-        let mut send = |chunk: Chunk, state: &mut InOrder<'_>, filter: &mut Filter| {
-            while state.in_flight >= limit {
-                state.collect(filter, emit)?;
-            }
-            job_tx
-                .send(chunk)
-                .map_err(|_| std::io::Error::other("the scanning threads stopped"))?;
-            state.in_flight += 1;
-            Ok::<(), std::io::Error>(())
-        };
-        let read = for_each_line(path, |line| {
-            let date = prepare(filter, line, &mut current.text);
-            current.ends.push(current.text.len());
-            current.dates.push(date);
-            if current.ends.len() >= CHUNK_LINES {
-                let mut next = state.spare.pop().unwrap_or_default();
+        let result = (|| {
+            loop {
+                let mut chunk = state.spare.pop().unwrap_or_default();
+                if !read_chunk(&mut input, &mut carry, &mut chunk.raw)? {
+                    break;
+                }
+                chunk.id = next_id;
                 next_id += 1;
-                next.id = next_id;
-                send(std::mem::replace(&mut current, next), &mut state, filter)?;
+                while state.in_flight >= limit {
+                    state.collect(filter, &mut redo, emit)?;
+                }
+                job_tx
+                    .send(chunk)
+                    .map_err(|_| std::io::Error::other("the scanning threads stopped"))?;
+                state.in_flight += 1;
             }
-            Ok(())
-        });
-        let result = read.and_then(|invalid| {
-            if !current.ends.is_empty() {
-                send(std::mem::take(&mut current), &mut state, filter)?;
-            }
-            Ok(invalid)
-        });
-        let result = result.and_then(|invalid| {
             while state.in_flight > 0 {
-                state.collect(filter, emit)?;
+                state.collect(filter, &mut redo, emit)?;
             }
-            Ok(invalid)
-        });
+            Ok(state.invalid)
+        })();
         drop(job_tx);
         result
     })
@@ -244,6 +326,8 @@ struct InOrder<'a> {
     in_flight: usize,
     /// Applied chunks, to reuse their buffers.
     spare: Vec<Chunk>,
+    /// Lines that were not valid UTF-8 so far.
+    invalid: usize,
 }
 
 impl InOrder<'_> {
@@ -251,6 +335,7 @@ impl InOrder<'_> {
     fn collect(
         &mut self,
         filter: &mut Filter,
+        redo: &mut impl FnMut(&mut Filter, &str) -> LineResult,
         emit: &mut impl FnMut(LineResult) -> std::io::Result<()>,
     ) -> std::io::Result<()> {
         let chunk =
@@ -260,14 +345,21 @@ impl InOrder<'_> {
         }
         self.pending.insert(chunk.id, chunk);
         while let Some(mut chunk) = self.pending.remove(&self.next) {
-            for (scan, date) in chunk.scans.drain(..).zip(chunk.dates.iter()) {
-                emit(filter.apply(scan, *date))?;
+            let lines = chunk.lines.iter().zip(&chunk.guesses);
+            for (scan, (&(start, stop), guess)) in chunk.scans.drain(..).zip(lines) {
+                let result = match guess.as_ref().and_then(|g| filter.accept(g)) {
+                    Some(date) => filter.apply(scan, date),
+                    None => redo(filter, &decode(&chunk.raw[start..stop]).0),
+                };
+                emit(result)?;
             }
+            self.invalid += chunk.invalid;
             self.next += 1;
             self.in_flight -= 1;
-            chunk.text.clear();
-            chunk.ends.clear();
-            chunk.dates.clear();
+            chunk.raw.clear();
+            chunk.lines.clear();
+            chunk.guesses.clear();
+            chunk.invalid = 0;
             self.spare.push(chunk);
         }
         Ok(())
@@ -397,11 +489,18 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             &args.log,
             &mut filter,
             workers,
-            |filter, line, buf| {
+            |spec, line, buf| {
                 if journal {
-                    filter.prepare_journal_line(line, now, buf)
+                    Some(spec.prepare_journal_line(line, now, buf))
                 } else {
-                    filter.prepare_line(line, &clock, buf)
+                    spec.prepare_line(line, &clock, buf)
+                }
+            },
+            |filter, line| {
+                if journal {
+                    filter.process_journal_line(line, now)
+                } else {
+                    filter.process_line(line, &clock)
                 }
             },
             &mut emit,

@@ -1,0 +1,253 @@
+//! Cheaper engines for the hot path of single-line filters, with the same results as the
+//! `regex` crate's.
+//!
+//! - [`Direct`]: a capture search that runs the capture engine (bounded backtracker, or PikeVM
+//!   for long texts) at once. `regex::Regex::captures` first runs a lazy DFA to find where the
+//!   match ends and then the capture engine over that span; when the caller already knows that
+//!   the pattern probably matches (the failregex set said so, or the date template's match was
+//!   just found), the first pass is wasted work. The leftmost-first match, and so every group,
+//!   is the same.
+//! - [`heads`]: the leading part of each failregex, for the failregex set. A failregex matches
+//!   only where its leading part does, so a set of leading parts tells which failregexes can
+//!   match while its automaton stops after a few bytes instead of reading the whole line.
+
+use regex_automata::{Input, MatchKind, PatternSet, meta, util::captures::Captures};
+use regex_syntax::hir::{Hir, HirKind};
+
+/// A pattern's capture search without the lazy-DFA pass (ASCII, byte-oriented: the same
+/// syntax as the `(?-u)` variant of a translated pattern).
+#[derive(Debug, Clone)]
+pub(crate) struct Direct {
+    re: meta::Regex,
+    /// The pattern can only match at the start of the text (`^…`).
+    anchored_start: bool,
+}
+
+impl Direct {
+    /// Compiles `pattern` (a translated pattern) with ASCII classes; `None` if it does not.
+    pub(crate) fn ascii(pattern: &str) -> Option<Direct> {
+        let hir = regex_syntax::ParserBuilder::new()
+            .utf8(false)
+            .build()
+            .parse(&format!("(?-u){pattern}"))
+            .ok()?;
+        let anchored_start =
+            hir.properties().look_set_prefix().contains(regex_syntax::hir::Look::Start);
+        let config = meta::Config::new()
+            .hybrid(false)
+            .dfa(false)
+            .utf8_empty(false)
+            .nfa_size_limit(Some(64 << 20));
+        let re = meta::Builder::new()
+            .configure(config)
+            .syntax(regex_automata::util::syntax::Config::new().utf8(false))
+            .build_from_hir(&hir)
+            .ok()?;
+        Some(Direct { re, anchored_start })
+    }
+
+    /// Whether [`Direct::captures`] pays off: the pattern can only match at the start of the
+    /// text, so the capture engine tries one start (otherwise it would try every start, and the
+    /// lazy DFA's pass finds the match first for less).
+    pub(crate) fn anchored_start(&self) -> bool {
+        self.anchored_start
+    }
+
+    /// The groups of a match already found (by a search without groups, e.g. a DFA): the
+    /// leftmost-first match in `hay` is `found`, so the capture engine runs over that span only,
+    /// from its start.
+    pub(crate) fn captures_found(&self, hay: &[u8], found: (usize, usize)) -> Option<Captures> {
+        if found.0 > found.1 || found.1 > hay.len() {
+            // Not a match of this text: search it all.
+            return self.captures(hay, 0, hay.len());
+        }
+        let mut caps = self.re.create_captures();
+        let input = Input::new(hay).range(found.0..found.1).anchored(regex_automata::Anchored::Yes);
+        self.re.search_captures(&input, &mut caps);
+        caps.is_match().then_some(caps)
+    }
+
+    /// The groups of the leftmost-first match in `hay[..end]` starting the search at `start`.
+    pub(crate) fn captures(&self, hay: &[u8], start: usize, end: usize) -> Option<Captures> {
+        let hay = hay.get(..end)?;
+        if start > hay.len() {
+            return None;
+        }
+        let mut caps = self.re.create_captures();
+        let input = Input::new(hay).range(start..);
+        self.re.search_captures(&input, &mut caps);
+        caps.is_match().then_some(caps)
+    }
+}
+
+/// A multi-pattern automaton over the leading parts of the failregexes (ASCII syntax).
+#[derive(Debug, Clone)]
+pub(crate) struct Heads {
+    set: meta::Regex,
+    /// Every pattern starts with `^`: the search is anchored, so the automaton stops as soon
+    /// as no leading part can match any more.
+    anchored: bool,
+}
+
+impl Heads {
+    /// The leading parts of `patterns` (translated, linear-time patterns) as one set; `None`
+    /// if one does not parse or the set does not build.
+    pub(crate) fn new(patterns: &[String]) -> Option<Heads> {
+        let mut parser = regex_syntax::ParserBuilder::new().utf8(false).build();
+        let hirs = patterns
+            .iter()
+            .map(|p| parser.parse(&format!("(?-u){p}")).ok().map(|h| head(&h).0))
+            .collect::<Option<Vec<Hir>>>()?;
+        let config = meta::Config::new()
+            .match_kind(MatchKind::All)
+            .utf8_empty(false)
+            .nfa_size_limit(Some(64 << 20))
+            .hybrid_cache_capacity(4 << 20);
+        let anchored = hirs
+            .iter()
+            .all(|h| h.properties().look_set_prefix().contains(regex_syntax::hir::Look::Start));
+        let set = meta::Builder::new().configure(config).build_many_from_hir(&hirs).ok()?;
+        Some(Heads { set, anchored })
+    }
+
+    /// Sets `maybe[i]` for every pattern whose leading part matches `hay` (all others are
+    /// false); whether any does.
+    pub(crate) fn read(&self, hay: &[u8], maybe: &mut [bool]) -> bool {
+        thread_local! {
+            /// One pattern set per thread, reused (`PatternSet::new` allocates).
+            static FOUND: std::cell::RefCell<PatternSet> = std::cell::RefCell::new(PatternSet::new(0));
+        }
+        FOUND.with(|found| {
+            let mut found = found.borrow_mut();
+            if found.capacity() != self.set.pattern_len() {
+                *found = PatternSet::new(self.set.pattern_len());
+            }
+            found.clear();
+            let input = Input::new(hay).anchored(if self.anchored {
+                regex_automata::Anchored::Yes
+            } else {
+                regex_automata::Anchored::No
+            });
+            self.set.which_overlapping_matches(&input, &mut found);
+            maybe.fill(false);
+            for id in found.iter() {
+                if let Some(m) = maybe.get_mut(id.as_usize()) {
+                    *m = true;
+                }
+            }
+            !found.is_empty()
+        })
+    }
+}
+
+/// Whether `h` is cheap for an automaton to get past: it cannot run over words and spaces to
+/// the end of the line, so the automaton stops soon after it when the rest is cut off.
+fn short(h: &Hir) -> bool {
+    match h.kind() {
+        HirKind::Empty | HirKind::Literal(_) | HirKind::Look(_) => true,
+        HirKind::Class(_) => true,
+        HirKind::Repetition(r) => match r.sub.kind() {
+            HirKind::Class(c) => {
+                let matches = |b: u8| match c {
+                    regex_syntax::hir::Class::Bytes(c) => {
+                        c.ranges().iter().any(|r| (r.start()..=r.end()).contains(&b))
+                    }
+                    regex_syntax::hir::Class::Unicode(c) => {
+                        c.ranges().iter().any(|r| (r.start()..=r.end()).contains(&char::from(b)))
+                    }
+                };
+                // A run of word characters or of spaces ends soon; `.*` or `[^:]+` do not.
+                !(matches(b' ') && matches(b'a'))
+            }
+            _ => r.max.is_some_and(|m| m <= 8) && short(&r.sub),
+        },
+        HirKind::Capture(c) => short(&c.sub),
+        HirKind::Concat(items) | HirKind::Alternation(items) => items.iter().all(short),
+    }
+}
+
+/// The leading part of `h`: a pattern that matches wherever `h` matches (at the same start),
+/// made of the items of `h` up to the first one that is not [`short`]. The flag tells whether
+/// that is all of `h`.
+fn head(h: &Hir) -> (Hir, bool) {
+    match h.kind() {
+        HirKind::Concat(items) => {
+            let mut out = Vec::with_capacity(items.len());
+            for item in items {
+                let (part, whole) = head(item);
+                out.push(part);
+                if !whole {
+                    return (Hir::concat(out), false);
+                }
+            }
+            (Hir::concat(out), true)
+        }
+        HirKind::Capture(c) => head(&c.sub),
+        _ if short(h) => (h.clone(), true),
+        _ => (Hir::empty(), false),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heads_keep_the_leading_literals_and_stop_at_the_first_long_item() {
+        let parse = |p: &str| regex_syntax::ParserBuilder::new().build().parse(p).unwrap();
+        let (h, whole) = head(&parse(r"^Failed (?:\S+) for (?P<u>.*) from x$"));
+        assert!(!whole);
+        let re = regex::Regex::new(&format!("^(?:{h})$")).unwrap();
+        assert!(re.is_match("Failed password for "));
+        let (_, whole) = head(&parse(r"^abc\d+ x"));
+        assert!(whole);
+    }
+
+    #[test]
+    fn a_head_set_flags_every_pattern_that_matches() {
+        let patterns = [
+            r"^Failed \S+ for (?P<user>.*) from (?P<ip>\S+)$".to_owned(),
+            r"^Invalid user (?P<user>.*?) from (?P<ip>\S+)".to_owned(),
+            r"^(?P<x>.*)$".to_owned(),
+        ];
+        let heads = Heads::new(&patterns).unwrap();
+        let mut maybe = [false; 3];
+        for line in ["Failed password for root from 1.2.3.4", "Invalid user a from b", "zz", ""] {
+            assert!(heads.read(line.as_bytes(), &mut maybe));
+            for (i, p) in patterns.iter().enumerate() {
+                let full = regex::Regex::new(p).unwrap().is_match(line);
+                assert!(!full || maybe[i], "{line:?} {p}");
+            }
+        }
+    }
+
+    #[test]
+    fn out_of_range_searches_do_not_panic() {
+        let direct = Direct::ascii(r"^(?P<a>a+)").unwrap();
+        assert!(direct.captures(b"aa", 3, 2).is_none());
+        assert!(direct.captures(b"aa", 0, 9).is_none());
+        let caps = direct.captures_found(b"aa", (2, 1)).unwrap();
+        assert_eq!(caps.get_group(1).map(|s| (s.start, s.end)), Some((0, 2)));
+        assert!(direct.captures_found(b"aa", (0, 7)).is_some());
+    }
+
+    #[test]
+    fn direct_captures_equal_the_regex_crate() {
+        let p =
+            r"^(?P<a>\S+) for (?:invalid user )?(?P<u>\S+|.*?) from (?P<h>[\d.]+)(?: port \d+)?$";
+        let direct = Direct::ascii(p).unwrap();
+        let re = regex::bytes::Regex::new(&format!("(?-u){p}")).unwrap();
+        for line in ["x for invalid user a b from 1.2.3.4 port 2", "x for y from 1.2", "nope", ""] {
+            let a = direct.captures(line.as_bytes(), 0, line.len());
+            let b = re.captures(line.as_bytes());
+            assert_eq!(a.is_some(), b.is_some(), "{line:?}");
+            if let (Some(a), Some(b)) = (a, b) {
+                for i in 0..b.len() {
+                    let ga = a.get_group(i).map(|s| (s.start, s.end));
+                    let gb = b.get(i).map(|m| (m.start(), m.end()));
+                    assert_eq!(ga, gb, "{line:?} group {i}");
+                }
+            }
+        }
+    }
+}
