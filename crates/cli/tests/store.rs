@@ -4,13 +4,13 @@
 
 mod common;
 
-use common::{text, vigil};
+use common::{agent_run, quiet_agent_config, text, vigil};
 
 use std::{
     collections::HashSet,
     io::Write,
     path::{Path, PathBuf},
-    process::{Child, Command, Output, Stdio},
+    process::{Child, Command, Output},
     sync::{
         Arc,
         atomic::{AtomicBool, AtomicU64, Ordering},
@@ -48,27 +48,9 @@ fn auth_line(n: u64) -> String {
 
 fn write_config(dir: &Path, log: &Path) -> PathBuf {
     let config = dir.join("vigil.toml");
-    let text = format!(
-        r#"
-[agent]
-host = "crash-test"
-state_dir = {state:?}
-
-[runtime]
-shutdown_timeout = "3s"
-
-[sources.agent]
-enabled = false
-
-[sources.system]
-enabled = false
-
-[sources.network]
-enabled = false
-
-[listeners.log.default]
-enabled = false
-
+    let text = quiet_agent_config(dir, "crash-test")
+        + &format!(
+            r#"
 [sources.files.auth]
 paths = [{log:?}]
 start_at = "beginning"
@@ -81,19 +63,14 @@ batch_size = 300
 flush_interval = "50ms"
 synchronous = "normal"
 "#,
-        state = dir.join("state").to_str().unwrap(),
-        log = log.to_str().unwrap(),
-    );
+            log = log.to_str().unwrap(),
+        );
     std::fs::write(&config, text).unwrap();
     config
 }
 
 fn spawn(config: &Path) -> Child {
-    vigil(&["--config", config.to_str().unwrap(), "-q", "run"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
+    agent_run(config).spawn().unwrap()
 }
 
 fn kill(child: &mut Child, signal: rustix::process::Signal) {

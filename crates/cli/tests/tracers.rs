@@ -5,12 +5,12 @@
 
 mod common;
 
-use common::{text, vigil};
+use common::{agent_run, quiet_agent_config, text, vigil};
 
 use std::{
     io::Write,
     path::{Path, PathBuf},
-    process::{Child, Stdio},
+    process::Child,
     time::{Duration, Instant},
 };
 
@@ -32,27 +32,9 @@ fn traceback(second: u32) -> String {
 
 fn write_config(dir: &Path, log: &Path) -> PathBuf {
     let config = dir.join("vigil.toml");
-    let text = format!(
-        r#"
-[agent]
-host = "traceback-test"
-state_dir = {state:?}
-
-[runtime]
-shutdown_timeout = "3s"
-
-[sources.agent]
-enabled = false
-
-[sources.system]
-enabled = false
-
-[sources.network]
-enabled = false
-
-[listeners.log.default]
-enabled = false
-
+    let text = quiet_agent_config(dir, "traceback-test")
+        + &format!(
+            r#"
 [sources.files.app]
 paths = [{log:?}]
 start_at = "beginning"
@@ -63,20 +45,14 @@ multiline_timeout = "300ms"
 [stores.sqlite]
 flush_interval = "50ms"
 "#,
-        state = dir.join("state").to_str().unwrap(),
-        log = log.to_str().unwrap(),
-    );
+            log = log.to_str().unwrap(),
+        );
     std::fs::write(&config, text).unwrap();
     config
 }
 
 fn spawn(config: &Path) -> Child {
-    vigil(&["--config", config.to_str().unwrap(), "-q", "run"])
-        .env("TZ", "UTC")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
+    agent_run(config).env("TZ", "UTC").spawn().unwrap()
 }
 
 fn stop(mut child: Child) {

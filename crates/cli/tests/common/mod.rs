@@ -3,7 +3,10 @@
 
 #![allow(dead_code)] // Each test binary uses the helpers it needs.
 
-use std::process::Command;
+use std::{
+    path::Path,
+    process::{Command, Stdio},
+};
 
 /// The `vigil` binary under test with `args`, without the developer's own `VIGIL_*` settings
 /// (they must not leak into the tests).
@@ -22,4 +25,40 @@ pub fn vigil(args: &[&str]) -> Command {
 /// Output bytes as text, invalid UTF-8 replaced.
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// The first sections of a test agent's configuration: `host`, its state under `dir/state`, a
+/// 3 s shutdown, and the built-in host sources and the default log listener off, so that only
+/// the sections the test appends run.
+pub fn quiet_agent_config(dir: &Path, host: &str) -> String {
+    format!(
+        r#"
+[agent]
+host = "{host}"
+state_dir = {state:?}
+
+[runtime]
+shutdown_timeout = "3s"
+
+[sources.agent]
+enabled = false
+
+[sources.system]
+enabled = false
+
+[sources.network]
+enabled = false
+
+[listeners.log.default]
+enabled = false
+"#,
+        state = dir.join("state").to_str().unwrap(),
+    )
+}
+
+/// `vigil --config CONFIG -q run`, its output discarded and its errors piped, ready to spawn.
+pub fn agent_run(config: &Path) -> Command {
+    let mut cmd = vigil(&["--config", config.to_str().unwrap(), "-q", "run"]);
+    cmd.stdout(Stdio::null()).stderr(Stdio::piped());
+    cmd
 }
