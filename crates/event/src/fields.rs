@@ -3,8 +3,8 @@
 //! Tracers add one to three fields per event (`threat_score`, `error_category`, …) on the
 //! publish path of every event. A `BTreeMap` allocates a 1 KiB node for its first entry — above
 //! the allocator's per-thread cache limit, so each enriched event paid a slow allocation and
-//! free. [`FieldMap`] keeps its entries in one vector sorted by name: one small allocation for
-//! the first field, a binary search per lookup, and the same JSON object in the same key order
+//! free. [`FieldMap`] holds a single field inline (no allocation at all) and two or more in one
+//! vector sorted by name: a binary search per lookup, and the same JSON object in the same key order
 //! as the map it replaces.
 
 use std::{borrow::Cow, fmt, ops::Index};
@@ -18,32 +18,58 @@ use serde::{
 use crate::Value;
 
 /// Named values sorted by name (byte order, as a `BTreeMap` of the same keys sorts them).
-#[derive(Clone, Default, PartialEq)]
+///
+/// The first value is held inline, so an event with a single field (the IP tracer's
+/// `threat_score`, the most common case) allocates nothing; from the second on, all of them
+/// live in one vector.
+#[derive(Clone, Default)]
 pub struct FieldMap {
-    entries: Vec<(Cow<'static, str>, Value)>,
+    /// The only value, while there is at most one (then `more` is empty).
+    one: Option<Entry>,
+    /// Every value, sorted, once there were two or more (then `one` is `None`).
+    more: Vec<Entry>,
 }
+
+type Entry = (Cow<'static, str>, Value);
 
 impl FieldMap {
     /// An empty map (allocates nothing).
     pub const fn new() -> FieldMap {
-        FieldMap { entries: Vec::new() }
+        FieldMap { one: None, more: Vec::new() }
+    }
+
+    fn entries(&self) -> &[Entry] {
+        match &self.one {
+            Some(one) => std::slice::from_ref(one),
+            None => &self.more,
+        }
+    }
+
+    fn entries_mut(&mut self) -> &mut [Entry] {
+        match &mut self.one {
+            Some(one) => std::slice::from_mut(one),
+            None => &mut self.more,
+        }
     }
 
     fn find(&self, key: &str) -> Result<usize, usize> {
-        self.entries.binary_search_by(|(name, _)| name.as_ref().cmp(key))
+        self.entries().binary_search_by(|(name, _)| name.as_ref().cmp(key))
     }
 
     /// Sets `key` to `value`; returns the value it replaces, if any.
     pub fn insert(&mut self, key: Cow<'static, str>, value: Value) -> Option<Value> {
-        // Fast path: tracers mostly add names in order (or a single one).
-        if self.entries.last().is_none_or(|(last, _)| last.as_ref() < key.as_ref()) {
-            self.entries.push((key, value));
+        if self.one.is_none() && self.more.is_empty() {
+            self.one = Some((key, value));
             return None;
         }
         match self.find(&key) {
-            Ok(idx) => Some(std::mem::replace(&mut self.entries[idx].1, value)),
+            Ok(idx) => Some(std::mem::replace(&mut self.entries_mut()[idx].1, value)),
             Err(idx) => {
-                self.entries.insert(idx, (key, value));
+                if let Some(one) = self.one.take() {
+                    self.more.reserve(4);
+                    self.more.push(one);
+                }
+                self.more.insert(idx, (key, value));
                 None
             }
         }
@@ -51,12 +77,12 @@ impl FieldMap {
 
     /// The value of `key`.
     pub fn get(&self, key: &str) -> Option<&Value> {
-        self.find(key).ok().map(|idx| &self.entries[idx].1)
+        self.find(key).ok().map(|idx| &self.entries()[idx].1)
     }
 
     /// The value of `key`, to change it.
     pub fn get_mut(&mut self, key: &str) -> Option<&mut Value> {
-        self.find(key).ok().map(|idx| &mut self.entries[idx].1)
+        self.find(key).ok().map(|idx| &mut self.entries_mut()[idx].1)
     }
 
     /// Whether `key` has a value.
@@ -66,37 +92,48 @@ impl FieldMap {
 
     /// Removes `key`; returns its value, if any.
     pub fn remove(&mut self, key: &str) -> Option<Value> {
-        self.find(key).ok().map(|idx| self.entries.remove(idx).1)
+        let idx = self.find(key).ok()?;
+        match self.one.take() {
+            Some((_, value)) => Some(value),
+            None => Some(self.more.remove(idx).1),
+        }
     }
 
     /// Removes every value.
     pub fn clear(&mut self) {
-        self.entries.clear();
+        self.one = None;
+        self.more.clear();
     }
 
     /// How many values the map holds.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.entries().len()
     }
 
     /// Whether the map holds no value.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.entries().is_empty()
     }
 
     /// Names and values, sorted by name.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = (&Cow<'static, str>, &Value)> {
-        self.entries.iter().map(|(name, value)| (name, value))
+        self.entries().iter().map(|(name, value)| (name, value))
     }
 
     /// Names, sorted.
     pub fn keys(&self) -> impl ExactSizeIterator<Item = &Cow<'static, str>> {
-        self.entries.iter().map(|(name, _)| name)
+        self.entries().iter().map(|(name, _)| name)
     }
 
     /// Values, sorted by name.
     pub fn values(&self) -> impl ExactSizeIterator<Item = &Value> {
-        self.entries.iter().map(|(_, value)| value)
+        self.entries().iter().map(|(_, value)| value)
+    }
+}
+
+impl PartialEq for FieldMap {
+    fn eq(&self, other: &FieldMap) -> bool {
+        self.entries() == other.entries()
     }
 }
 
@@ -138,11 +175,11 @@ impl<K: Into<Cow<'static, str>>, const N: usize> From<[(K, Value); N]> for Field
 }
 
 impl IntoIterator for FieldMap {
-    type Item = (Cow<'static, str>, Value);
-    type IntoIter = std::vec::IntoIter<(Cow<'static, str>, Value)>;
+    type Item = Entry;
+    type IntoIter = std::iter::Chain<std::option::IntoIter<Entry>, std::vec::IntoIter<Entry>>;
 
     fn into_iter(self) -> Self::IntoIter {
-        self.entries.into_iter()
+        self.one.into_iter().chain(self.more)
     }
 }
 
@@ -154,14 +191,15 @@ impl<'a> IntoIterator for &'a FieldMap {
     >;
 
     fn into_iter(self) -> Self::IntoIter {
-        self.entries.iter().map(|(name, value)| (name, value))
+        self.entries().iter().map(|(name, value)| (name, value))
     }
 }
 
 impl Serialize for FieldMap {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(Some(self.entries.len()))?;
-        for (name, value) in &self.entries {
+        let entries = self.entries();
+        let mut map = serializer.serialize_map(Some(entries.len()))?;
+        for (name, value) in entries {
             map.serialize_entry(name.as_ref(), value)?;
         }
         map.end()
@@ -181,7 +219,6 @@ impl<'de> Deserialize<'de> for FieldMap {
 
             fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<FieldMap, A::Error> {
                 let mut map = FieldMap::new();
-                map.entries.reserve(access.size_hint().unwrap_or(0).min(64));
                 while let Some((name, value)) = access.next_entry::<String, Value>()? {
                     // A repeated name keeps its last value, as a `BTreeMap` does.
                     map.insert(Cow::Owned(name), value);
@@ -231,8 +268,23 @@ mod tests {
         ]
         .into();
         assert_eq!(map, same, "equal whatever the insertion order");
+        let owned: Vec<(Cow<'static, str>, Value)> = map.clone().into_iter().collect();
+        assert_eq!(owned.len(), 3);
+        assert!(owned.windows(2).all(|it| it[0].0 < it[1].0), "sorted: {owned:?}");
         map.clear();
         assert!(map.is_empty());
+        let mut single = FieldMap::new();
+        single.insert("threat_score".into(), 1.into());
+        assert_eq!(single.insert("threat_score".into(), 2.into()), Some(1.into()));
+        assert_eq!(single.len(), 1);
+        assert_eq!(single, [("threat_score", Value::from(2))].into());
+        assert_eq!(single.remove("threat_score"), Some(2.into()));
+        assert!(single.is_empty() && single.get("threat_score").is_none());
+        single.insert("b".into(), 1.into());
+        single.insert("a".into(), 2.into());
+        assert_eq!(single.remove("b"), Some(1.into()));
+        assert_eq!(single, [("a", Value::from(2))].into(), "one left, wherever it is held");
+        assert_eq!(serde_json::to_string(&single).unwrap(), r#"{"a":2}"#);
     }
 
     #[test]
