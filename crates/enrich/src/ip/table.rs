@@ -8,8 +8,9 @@
 //! cache-line-aligned slots, linear probing, at most 7/8 full (probes scan the metadata bytes,
 //! so a full table costs little, and fewer slots keep it within fewer pages). The table holds
 //! at most `capacity` addresses; when it is full, the oldest address of a FIFO queue is the
-//! candidate (second chance, the CLOCK policy): an expired record goes at once, a record used since it was
-//! last a candidate loses its reference bit and goes to the back of the queue, any other goes.
+//! candidate (second chance, the CLOCK policy): an expired record goes at once, a record used
+//! since it was last a candidate loses its reference bit and goes to the back of the queue, any
+//! other goes.
 //! Each insert into a full table evicts exactly one record, counted in
 //! [`AddressTable::evictions`]; nothing scans the whole table. The queue holds keys in the order
 //! they arrived, so which address goes depends only on the events, never on where the hash put
