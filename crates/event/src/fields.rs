@@ -4,8 +4,8 @@
 //! publish path of every event. A `BTreeMap` allocates a 1 KiB node for its first entry — above
 //! the allocator's per-thread cache limit, so each enriched event paid a slow allocation and
 //! free. [`FieldMap`] holds a single field inline (no allocation at all) and two or more in one
-//! vector sorted by name: a binary search per lookup, and the same JSON object in the same key order
-//! as the map it replaces.
+//! vector sorted by name: a binary search per lookup, and the same JSON object in the same key
+//! order as the map it replaces.
 
 use std::{borrow::Cow, fmt, ops::Index};
 
