@@ -29,6 +29,7 @@ mod audit;
 mod ban;
 mod envelope;
 mod field;
+mod fields;
 mod finding;
 mod kind;
 mod payload;
@@ -40,6 +41,7 @@ pub use audit::{AuditError, AuditRecord, AuditSchema};
 pub use ban::{Ban, BanStage, Evidence};
 pub use envelope::{Event, EventId, SCHEMA_VERSION};
 pub use field::FieldValue;
+pub use fields::FieldMap;
 pub use finding::{Finding, FindingLevel};
 pub use kind::{EventKind, EventKindSet};
 pub use payload::{

@@ -5,10 +5,12 @@
 //! controls outnumber any cache: what an event costs is mostly how many cache lines it touches.
 //! [`AddressTable`] keeps a byte of metadata per slot (a 7-bit hash tag and a reference bit) in a
 //! small array that stays in the cache, and the records themselves in a second array of
-//! cache-line-aligned slots, linear probing, at most half full. The table holds at most
-//! `capacity` addresses; when it is full, the oldest address of a FIFO queue is the candidate
-//! (second chance, the CLOCK policy): an expired record goes at once, a record used since it was
-//! last a candidate loses its reference bit and goes to the back of the queue, any other goes.
+//! cache-line-aligned slots, linear probing, at most 7/8 full (probes scan the metadata bytes,
+//! so a full table costs little, and fewer slots keep it within fewer pages). The table holds
+//! at most `capacity` addresses; when it is full, the oldest address of a FIFO queue is the
+//! candidate (second chance, the CLOCK policy): an expired record goes at once, a record used
+//! since it was last a candidate loses its reference bit and goes to the back of the queue, any
+//! other goes.
 //! Each insert into a full table evicts exactly one record, counted in
 //! [`AddressTable::evictions`]; nothing scans the whole table. The queue holds keys in the order
 //! they arrived, so which address goes depends only on the events, never on where the hash put
@@ -153,7 +155,7 @@ pub(super) struct AddressTable {
     slots: Vec<Record>,
     len: usize,
     capacity: usize,
-    /// The most slots the table grows to: twice the capacity, rounded up to a power of two.
+    /// The most slots the table grows to: 8/7 of the capacity, rounded up to a power of two.
     max_slots: usize,
     /// Every key held, oldest candidate for eviction first.
     order: VecDeque<u128>,
@@ -165,8 +167,7 @@ impl AddressTable {
     /// An empty table for at most `capacity` (at least 1) addresses; it grows as it fills.
     pub fn new(capacity: usize) -> AddressTable {
         let capacity = capacity.max(1);
-        let max_slots = capacity
-            .saturating_mul(2)
+        let max_slots = (capacity.saturating_mul(8) / 7 + 1)
             .checked_next_power_of_two()
             .unwrap_or(1 << (usize::BITS - 1));
         let slots = max_slots.min(1024);
@@ -224,7 +225,7 @@ impl AddressTable {
         if self.len >= self.capacity {
             self.evict_one(&expired);
         }
-        if (self.len + 1) * 2 > self.slots.len() && self.slots.len() < self.max_slots {
+        if (self.len + 1) * 8 > self.slots.len() * 7 && self.slots.len() < self.max_slots {
             self.grow();
         }
         let mask = self.mask();
