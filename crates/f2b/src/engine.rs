@@ -21,8 +21,6 @@ pub(crate) struct Direct {
     re: meta::Regex,
     /// The pattern can only match at the start of the text (`^…`).
     anchored_start: bool,
-    /// The pattern split at its alternations, for anchored searches.
-    split: Option<Split>,
 }
 
 impl Direct {
@@ -41,12 +39,11 @@ impl Direct {
             .utf8_empty(false)
             .nfa_size_limit(Some(64 << 20));
         let re = meta::Builder::new()
-            .configure(config.clone())
+            .configure(config)
             .syntax(regex_automata::util::syntax::Config::new().utf8(false))
             .build_from_hir(&hir)
             .ok()?;
-        let split = Split::new(&hir, &config);
-        Some(Direct { re, anchored_start, split })
+        Some(Direct { re, anchored_start })
     }
 
     /// Whether [`Direct::captures`] pays off: the pattern can only match at the start of the
@@ -64,11 +61,8 @@ impl Direct {
             // Not a match of this text: search it all.
             return self.captures(hay, 0, hay.len());
         }
-        let input = Input::new(hay).range(found.0..found.1).anchored(regex_automata::Anchored::Yes);
-        if let Some(split) = &self.split {
-            return split.captures(&input);
-        }
         let mut caps = self.re.create_captures();
+        let input = Input::new(hay).range(found.0..found.1).anchored(regex_automata::Anchored::Yes);
         self.re.search_captures(&input, &mut caps);
         caps.is_match().then_some(caps)
     }
@@ -79,231 +73,11 @@ impl Direct {
         if start > hay.len() {
             return None;
         }
-        if let Some(split) = self.split.as_ref().filter(|_| self.anchored_start) {
-            // Every match starts at the start of the text: the search is anchored.
-            return split
-                .captures(&Input::new(hay).range(start..).anchored(regex_automata::Anchored::Yes));
-        }
         let mut caps = self.re.create_captures();
         let input = Input::new(hay).range(start..);
         self.re.search_captures(&input, &mut caps);
         caps.is_match().then_some(caps)
     }
-}
-
-/// At most this many branches per split pattern (each is a regex of its own).
-const MAX_BRANCHES: usize = 32;
-
-/// A pattern split at its alternations into branches, tried in order: [`Split::select`] (an
-/// automaton without groups) tells which branches match, and the first of them (pattern
-/// order, as the backtracker would find it) gives the groups with its own small regex.
-#[derive(Debug, Clone)]
-struct Split {
-    select: meta::Regex,
-    branches: Vec<meta::Regex>,
-}
-
-impl Split {
-    fn new(hir: &Hir, config: &meta::Config) -> Option<Split> {
-        let parts = branches(hir);
-        if parts.len() < 2 {
-            return None;
-        }
-        let select_config = meta::Config::new()
-            .match_kind(MatchKind::All)
-            .utf8_empty(false)
-            .nfa_size_limit(Some(64 << 20))
-            .hybrid_cache_capacity(4 << 20);
-        let select = meta::Builder::new()
-            .configure(select_config)
-            .syntax(regex_automata::util::syntax::Config::new().utf8(false))
-            .build_many_from_hir(&parts)
-            .ok()?;
-        let branches = parts
-            .iter()
-            .map(|p| {
-                meta::Builder::new()
-                    .configure(config.clone())
-                    .syntax(regex_automata::util::syntax::Config::new().utf8(false))
-                    .build_from_hir(p)
-                    .ok()
-            })
-            .collect::<Option<Vec<_>>>()?;
-        Some(Split { select, branches })
-    }
-
-    /// The groups of the first branch that matches `input` (an anchored search).
-    fn captures(&self, input: &Input<'_>) -> Option<Captures> {
-        thread_local! {
-            /// One pattern set per thread, reused (`PatternSet::new` allocates).
-            static FOUND: std::cell::RefCell<PatternSet> = std::cell::RefCell::new(PatternSet::new(0));
-        }
-        let first = FOUND.with(|found| {
-            let mut found = found.borrow_mut();
-            if found.capacity() < self.select.pattern_len() {
-                *found = PatternSet::new(self.select.pattern_len());
-            }
-            found.clear();
-            self.select.which_overlapping_matches(input, &mut found);
-            found.iter().next()
-        })?;
-        let re = self.branches.get(first.as_usize())?;
-        let mut caps = re.create_captures();
-        re.search_captures(input, &mut caps);
-        caps.is_match().then_some(caps)
-    }
-}
-
-/// The bytes a match of `items` (in sequence) can start with; `None` if unknown (or if the
-/// items can match the empty text).
-fn first_bytes(items: &[Hir]) -> Option<[bool; 256]> {
-    for item in items {
-        match item.kind() {
-            HirKind::Empty | HirKind::Look(_) => {}
-            HirKind::Literal(l) => {
-                let mut set = [false; 256];
-                set[usize::from(*l.0.first()?)] = true;
-                return Some(set);
-            }
-            HirKind::Class(c) => return Some(class_bytes(c)),
-            _ if item.properties().minimum_len().unwrap_or(0) == 0 => return None,
-            HirKind::Capture(c) => return first_bytes(std::slice::from_ref(&*c.sub)),
-            HirKind::Concat(v) => return first_bytes(v),
-            HirKind::Repetition(r) => return first_bytes(std::slice::from_ref(&*r.sub)),
-            HirKind::Alternation(v) => {
-                let mut set = [false; 256];
-                for a in v {
-                    let s = first_bytes(std::slice::from_ref(a))?;
-                    for (x, y) in set.iter_mut().zip(s) {
-                        *x |= y;
-                    }
-                }
-                return Some(set);
-            }
-        }
-    }
-    None
-}
-
-fn class_bytes(c: &regex_syntax::hir::Class) -> [bool; 256] {
-    let mut set = [false; 256];
-    match c {
-        regex_syntax::hir::Class::Bytes(c) => {
-            for r in c.ranges() {
-                for b in r.start()..=r.end() {
-                    set[usize::from(b)] = true;
-                }
-            }
-        }
-        regex_syntax::hir::Class::Unicode(c) => {
-            for r in c.ranges() {
-                for ch in r.start()..=r.end() {
-                    match u8::try_from(u32::from(ch)) {
-                        Ok(b) if b < 0x80 => set[usize::from(b)] = true,
-                        // Any non-ASCII character: any of its UTF-8 bytes.
-                        _ => {
-                            set[0x80..].fill(true);
-                            break;
-                        }
-                    }
-                }
-            }
-        }
-    }
-    set
-}
-
-/// Whether `h`, from a given start and followed by a text that starts with one of `next`,
-/// can end at one position only (so what follows it sees the same text whichever way `h`
-/// matched).
-fn unique_end(h: &Hir, next: Option<&[bool; 256]>) -> bool {
-    match h.kind() {
-        HirKind::Empty | HirKind::Literal(_) | HirKind::Class(_) | HirKind::Look(_) => true,
-        HirKind::Capture(c) => unique_end(&c.sub, next),
-        HirKind::Concat(v) => v.iter().enumerate().all(|(i, item)| {
-            let after = v.get(i + 1..).filter(|rest| !rest.is_empty()).map(first_bytes);
-            match after {
-                Some(Some(f)) => unique_end(item, Some(&f)),
-                Some(None) => unique_end(item, None),
-                None => unique_end(item, next),
-            }
-        }),
-        HirKind::Repetition(r) => {
-            let fixed = r.sub.properties().minimum_len().is_some()
-                && r.sub.properties().minimum_len() == r.sub.properties().maximum_len();
-            if fixed && Some(r.min) == r.max && unique_end(&r.sub, None) {
-                return true;
-            }
-            // A run of a class stops at the first byte out of it when what follows cannot
-            // start with a byte of the class.
-            match (r.sub.kind(), next) {
-                (HirKind::Class(c), Some(next)) => {
-                    class_bytes(c).iter().zip(next).all(|(a, b)| !(*a && *b))
-                }
-                _ => false,
-            }
-        }
-        HirKind::Alternation(_) => false,
-    }
-}
-
-/// The alternatives of `h` if it is an alternation (possibly inside capture groups, which
-/// each alternative then keeps).
-fn alternatives(h: &Hir) -> Option<Vec<Hir>> {
-    match h.kind() {
-        HirKind::Alternation(v) => Some(v.clone()),
-        HirKind::Capture(c) => Some(
-            alternatives(&c.sub)?
-                .into_iter()
-                .map(|a| {
-                    Hir::capture(regex_syntax::hir::Capture {
-                        index: c.index,
-                        name: c.name.clone(),
-                        sub: Box::new(a),
-                    })
-                })
-                .collect(),
-        ),
-        _ => None,
-    }
-}
-
-/// `h` as branches `B1|B2|…` with the same leftmost-first matches and groups for an anchored
-/// search: the first alternation in the sequence is distributed over (`P(a|b)R` becomes
-/// `PaR|PbR`), which is exact when `P` can end at one position only.
-fn branches(h: &Hir) -> Vec<Hir> {
-    let items = match h.kind() {
-        HirKind::Concat(v) => v.clone(),
-        _ => vec![h.clone()],
-    };
-    split_items(items, MAX_BRANCHES)
-}
-
-fn split_items(items: Vec<Hir>, budget: usize) -> Vec<Hir> {
-    for i in 0..items.len() {
-        if let Some(alts) = alternatives(&items[i]) {
-            if alts.len() < 2 || alts.len() > budget {
-                break;
-            }
-            let per = budget / alts.len();
-            let mut out = Vec::new();
-            for a in alts {
-                let mut v = items[..i].to_vec();
-                match a.kind() {
-                    HirKind::Concat(parts) => v.extend(parts.iter().cloned()),
-                    _ => v.push(a),
-                }
-                v.extend(items[i + 1..].iter().cloned());
-                out.extend(split_items(v, per));
-            }
-            return out;
-        }
-        let next = items.get(i + 1..).and_then(first_bytes);
-        if !unique_end(&items[i], next.as_ref()) {
-            break;
-        }
-    }
-    vec![Hir::concat(items)]
 }
 
 /// A multi-pattern automaton over the leading parts of the failregexes (ASCII syntax).
@@ -475,79 +249,5 @@ mod tests {
                 }
             }
         }
-    }
-    /// The groups of every branch-split capture search equal those of the whole pattern's
-    /// (the `regex` crate's leftmost-first match) on tricky `sshd.conf` lines.
-    #[test]
-    fn split_branches_capture_the_same_groups_as_the_whole_pattern() {
-        let sources = [
-            // sshd.conf's `Failed …` failregex with `publickey = nofail`.
-            r"^Failed (?:<F-NOFAIL>publickey</F-NOFAIL>|\S+) for (?P<cond_inv>invalid user )?<F-USER>(?P<cond_user>\S+)|(?(cond_inv)(?:(?! from ).)*?|[^:]+)</F-USER> from <HOST>(?: (?:port \d+|on \S+)){0,2}(?: ssh\d*)?(?(cond_user): |(?:(?:(?! from ).)*)$)",
-            r"^[aA]uthentication (?:failure|error|failed) for <F-USER>.*</F-USER> from <HOST>( via \S+)?(?: (?:port \d+|on \S+|\[preauth\])){0,3}\s*$",
-            r"^(?:(?:error|fatal): (?:PAM: )?)?(?P<x>a|b) c(?:d|e)?$",
-        ];
-        let lines = [
-            "Failed password for root from 1.2.3.4 port 22 ssh2",
-            "Failed password for invalid user admin from 1.2.3.4 port 22 ssh2",
-            "Failed password for invalid user x from 1.2.3.4 port 22 from 5.6.7.8 port 22 ssh2",
-            "Failed password for x from 1.2.3.4 port 22 from 5.6.7.8 port 2 ssh2",
-            "Failed password for invalid user invalid user from 1.2.3.4 port 22 ssh2",
-            "Failed password for authenticating user root from 1.2.3.4 port 22 ssh2",
-            "Failed publickey for invalid user a b c from 2001:db8::1 port 22 ssh2: RSA SHA256:x",
-            "Failed publickey for root from ::ffff:10.0.0.1 port 22 ssh2: ED25519 SHA256:y",
-            "Failed keyboard-interactive/pam for  from [2001:db8::2] port 22 ssh2",
-            "Failed password for r:oot from host.example.com port 22",
-            "Failed password for  from 1.2.3.4",
-            "Failed none for x from from 1.2.3.4 port 1 on eth0 ssh2",
-            "Authentication failure for root from 1.2.3.4 via 5.6.7.8 port 2 [preauth]",
-            "authentication error for a from b from 1.2.3.4 port 2 on x [preauth]  ",
-            "error: PAM: b c",
-            "a ce",
-            "a cd",
-            "Failed",
-            "",
-        ];
-        let mut split = Vec::new();
-        for source in sources {
-            let py = crate::failregex::resolve_tags(source);
-            let rx = crate::pyre::Rx::new(&py, false).unwrap();
-            let pattern = rx.linear_pattern().unwrap();
-            let direct = Direct::ascii(pattern).unwrap();
-            split.push(direct.split.as_ref().map_or(0, |s| s.branches.len()));
-            let re = regex::bytes::RegexBuilder::new(&format!("(?-u){pattern}"))
-                .size_limit(64 << 20)
-                .build()
-                .unwrap();
-            for line in lines {
-                let a = direct.captures(line.as_bytes(), 0, line.len());
-                let b = re.captures(line.as_bytes());
-                assert_eq!(a.is_some(), b.is_some(), "{line:?} {source}");
-                let found = re.find(line.as_bytes()).map(|m| (m.start(), m.end()));
-                let c = found.and_then(|f| direct.captures_found(line.as_bytes(), f));
-                assert_eq!(c.is_some(), b.is_some(), "{line:?} {source}");
-                if let (Some(a), Some(b), Some(c)) = (a, b, c) {
-                    for i in 0..b.len() {
-                        let ga = a.get_group(i).map(|s| (s.start, s.end));
-                        let gc = c.get_group(i).map(|s| (s.start, s.end));
-                        let gb = b.get(i).map(|m| (m.start(), m.end()));
-                        assert_eq!(ga, gb, "{line:?} group {i} {source}");
-                        assert_eq!(gc, gb, "{line:?} group {i} {source}");
-                    }
-                }
-            }
-        }
-        // The `Failed …` and `Authentication …` failregexes split; the third starts with an
-        // optional group (not an alternation after a fixed prefix) and keeps its one regex.
-        assert!(split[0] >= 4 && split[1] >= 2 && split[2] == 0, "{split:?}");
-    }
-
-    #[test]
-    fn a_prefix_that_can_end_in_several_places_is_not_split() {
-        let parse =
-            |p: &str| regex_syntax::ParserBuilder::new().utf8(false).build().parse(p).unwrap();
-        // `a*` could give up characters to either branch: splitting would change priorities.
-        assert_eq!(branches(&parse(r"(?-u)^a*(?:ab|b)")).len(), 1);
-        assert_eq!(branches(&parse(r"(?-u)^\S+ (?:ab|b)")).len(), 2);
-        assert_eq!(branches(&parse(r"(?-u)^x(?P<g>a|b(?:c|d))")).len(), 2);
     }
 }

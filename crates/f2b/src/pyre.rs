@@ -1021,6 +1021,24 @@ mod tests {
     }
 
     #[test]
+    fn the_unicode_form_compiled_on_first_use_matches_non_ascii_text() {
+        let rx = Rx::new(r"^(?P<user>\w+) from (?P<host>\S+)$", false).unwrap();
+        let Engine::Std(unicode) = &rx.engine else { panic!("linear-time pattern") };
+        // ASCII text runs the ASCII variants: the Unicode form is not compiled yet.
+        let spans = rx.search("root from 1.2.3.4").unwrap();
+        assert_eq!(spans.get(1), Some((0, 4)));
+        assert!(unicode.re.get().is_none());
+        let line = "j\u{fc}rgen from h\u{f6}st";
+        let spans = rx.search(line).unwrap();
+        assert!(unicode.re.get().is_some_and(Option::is_some));
+        assert_eq!(spans.get(1).map(|(s, e)| &line[s..e]), Some("j\u{fc}rgen"));
+        assert_eq!(spans.get(2).map(|(s, e)| &line[s..e]), Some("h\u{f6}st"));
+        let names: Vec<&str> = rx.names().iter().map(|(n, _)| &**n).collect();
+        assert_eq!(names, ["user", "host"]);
+        assert!(Rx::new(r"(?P<a>x", false).is_err());
+    }
+
+    #[test]
     fn python_syntax_becomes_rust_syntax() {
         assert_eq!(tr(r"a{,3}b{2}c{x}"), r"a{0,3}b{2}c\{x\}");
         assert_eq!(tr(r"[[\]a-]$"), r"[\[\]a\-](?m:$)");
