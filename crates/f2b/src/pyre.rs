@@ -771,8 +771,39 @@ pub(crate) fn ascii_variant(pattern: &str) -> Option<regex::bytes::Regex> {
 
 #[derive(Debug, Clone)]
 enum Engine {
-    Std(regex::Regex),
+    Std(Unicode),
     Fancy(Box<fancy_regex::Regex>),
+}
+
+/// The Unicode form of a linear-time pattern, compiled on first use: ASCII text (nearly every
+/// log line) runs the ASCII variants, so most filters never need it, and compiling it is the
+/// largest part of the start-up (Unicode classes make big automata). Clones share it.
+#[derive(Debug, Clone)]
+struct Unicode {
+    pattern: Arc<str>,
+    re: Arc<std::sync::OnceLock<Option<regex::Regex>>>,
+}
+
+impl Unicode {
+    /// Compiled already (when there is no ASCII variant to take the names from).
+    fn eager(pattern: &str, re: regex::Regex) -> Unicode {
+        Unicode { pattern: Arc::from(pattern), re: Arc::new(std::sync::OnceLock::from(Some(re))) }
+    }
+
+    /// Compiled on first use; the pattern already parsed.
+    fn lazy(pattern: &str) -> Unicode {
+        Unicode { pattern: Arc::from(pattern), re: Arc::new(std::sync::OnceLock::new()) }
+    }
+
+    /// The regex; `None` if it does not compile (it parsed, so only a size limit can fail it:
+    /// such a pattern then matches no non-ASCII text).
+    fn get(&self) -> Option<&regex::Regex> {
+        self.re
+            .get_or_init(|| {
+                regex::RegexBuilder::new(&self.pattern).size_limit(64 << 20).build().ok()
+            })
+            .as_ref()
+    }
 }
 
 /// The spans of one match's groups, by group index (0 = whole match), as the engine left them.
@@ -816,19 +847,27 @@ impl Rx {
     }
 
     pub(crate) fn from_translated(t: &Translated) -> Result<Rx, String> {
+        let ascii = if t.fancy.0.is_empty() { ascii_variant(&t.pattern) } else { None };
         let (engine, names) = if t.fancy.0.is_empty() {
-            let re = regex::RegexBuilder::new(&t.pattern)
-                .size_limit(64 << 20)
-                .build()
-                .map_err(|e| e.to_string())?;
-            let names = re
-                .capture_names()
-                .enumerate()
-                .filter_map(|(i, n)| {
-                    n.map(|n| (Arc::from(n.split(crate::linear::DUP).next().unwrap_or(n)), i))
-                })
-                .collect();
-            (Engine::Std(re), names)
+            let name = |(i, n): (usize, Option<&str>)| {
+                n.map(|n| (Arc::from(n.split(crate::linear::DUP).next().unwrap_or(n)), i))
+            };
+            // With an ASCII variant, the Unicode form is only parsed now (for its errors) and
+            // compiled on first use; the group names and indexes are the same.
+            let parsed = ascii
+                .as_ref()
+                .filter(|_| regex_syntax::ParserBuilder::new().build().parse(&t.pattern).is_ok());
+            if let Some(ascii) = parsed {
+                let names = ascii.capture_names().enumerate().filter_map(name).collect();
+                (Engine::Std(Unicode::lazy(&t.pattern)), names)
+            } else {
+                let re = regex::RegexBuilder::new(&t.pattern)
+                    .size_limit(64 << 20)
+                    .build()
+                    .map_err(|e| e.to_string())?;
+                let names = re.capture_names().enumerate().filter_map(name).collect();
+                (Engine::Std(Unicode::eager(&t.pattern, re)), names)
+            }
         } else {
             let re = fancy_regex::RegexBuilder::new(&t.pattern)
                 .backtrack_limit(BACKTRACK_LIMIT)
@@ -842,7 +881,6 @@ impl Rx {
                 .collect();
             (Engine::Fancy(Box::new(re)), names)
         };
-        let ascii = if t.fancy.0.is_empty() { ascii_variant(&t.pattern) } else { None };
         let pattern = t.fancy.0.is_empty().then(|| t.pattern.clone());
         let direct = ascii.as_ref().and_then(|_| crate::engine::Direct::ascii(&t.pattern));
         Ok(Rx {
@@ -895,7 +933,9 @@ impl Rx {
             return Some(ascii.find_at(hay.as_bytes(), start).map(|m| (m.start(), m.end())));
         }
         match &self.engine {
-            Engine::Std(re) => Some(re.find_at(hay, start).map(|m| (m.start(), m.end()))),
+            Engine::Std(re) => {
+                Some(re.get().and_then(|re| re.find_at(hay, start)).map(|m| (m.start(), m.end())))
+            }
             Engine::Fancy(_) => None,
         }
     }
@@ -939,6 +979,7 @@ impl Rx {
         }
         match &self.engine {
             Engine::Std(re) => {
+                let re = re.get()?;
                 let mut locs = re.capture_locations();
                 re.captures_read_at(&mut locs, hay, start)?;
                 Some(Spans::Str(locs))
@@ -965,7 +1006,7 @@ impl Rx {
     /// Whether the pattern matches anywhere (no group extraction).
     pub(crate) fn is_match(&self, hay: &str) -> bool {
         match &self.engine {
-            Engine::Std(re) => re.is_match(hay),
+            Engine::Std(re) => re.get().is_some_and(|re| re.is_match(hay)),
             Engine::Fancy(re) => re.is_match(hay).unwrap_or(false),
         }
     }
@@ -977,6 +1018,24 @@ mod tests {
 
     fn tr(p: &str) -> String {
         translate(p, false).unwrap().pattern
+    }
+
+    #[test]
+    fn the_unicode_form_compiled_on_first_use_matches_non_ascii_text() {
+        let rx = Rx::new(r"^(?P<user>\w+) from (?P<host>\S+)$", false).unwrap();
+        let Engine::Std(unicode) = &rx.engine else { panic!("linear-time pattern") };
+        // ASCII text runs the ASCII variants: the Unicode form is not compiled yet.
+        let spans = rx.search("root from 1.2.3.4").unwrap();
+        assert_eq!(spans.get(1), Some((0, 4)));
+        assert!(unicode.re.get().is_none());
+        let line = "j\u{fc}rgen from h\u{f6}st";
+        let spans = rx.search(line).unwrap();
+        assert!(unicode.re.get().is_some_and(Option::is_some));
+        assert_eq!(spans.get(1).map(|(s, e)| &line[s..e]), Some("j\u{fc}rgen"));
+        assert_eq!(spans.get(2).map(|(s, e)| &line[s..e]), Some("h\u{f6}st"));
+        let names: Vec<&str> = rx.names().iter().map(|(n, _)| &**n).collect();
+        assert_eq!(names, ["user", "host"]);
+        assert!(Rx::new(r"(?P<a>x", false).is_err());
     }
 
     #[test]
