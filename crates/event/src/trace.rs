@@ -17,7 +17,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::Value;
 
 /// The named values of an enrichment block, sorted by name (as they are written in JSON): a
-/// [`FieldMap`], a small sorted vector (it was a `BTreeMap`, whose first node alone is a 1 KiB
+/// [`FieldMap`](crate::FieldMap), a small sorted vector (it was a `BTreeMap`, whose first node alone is a 1 KiB
 /// allocation per enriched event).
 pub type Fields = crate::FieldMap;
 
