@@ -99,7 +99,7 @@ pub(crate) struct Totals {
 
 /// Runs `vigil parse`.
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
-    let clock = match clock(args) {
+    let clock = match clock_from(args.tz.as_deref(), args.now.as_deref(), jiff::Timestamp::now) {
         Ok(it) => it,
         Err(err) => {
             eprintln!("error: {err}");
@@ -173,17 +173,23 @@ fn display(path: &Path) -> Cow<'_, str> {
     if path.as_os_str() == "-" { "<stdin>".into() } else { path.to_string_lossy() }
 }
 
-fn clock(args: &Args) -> anyhow::Result<Clock> {
-    let tz = match &args.tz {
+/// The clock that completes zone-less and year-less timestamps: `--tz` (default the system's
+/// zone) and `--now` (default `default_now`). `vigil replay` builds its clock here too.
+pub(crate) fn clock_from(
+    tz: Option<&str>,
+    now: Option<&str>,
+    default_now: impl FnOnce() -> jiff::Timestamp,
+) -> anyhow::Result<Clock> {
+    let tz = match tz {
         Some(name) => jiff::tz::TimeZone::get(name)
             .map_err(|err| anyhow::anyhow!("--tz {name}: unknown time zone ({err})"))?,
         None => jiff::tz::TimeZone::system(),
     };
-    let now = match &args.now {
+    let now = match now {
         Some(text) => text
             .parse::<jiff::Timestamp>()
             .map_err(|err| anyhow::anyhow!("--now {text}: not an RFC 3339 time ({err})"))?,
-        None => jiff::Timestamp::now(),
+        None => default_now(),
     };
     Ok(Clock::new(tz, now))
 }

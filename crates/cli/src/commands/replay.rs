@@ -256,18 +256,9 @@ impl BanDecisions {
 }
 
 fn clock(args: &Args) -> anyhow::Result<Clock> {
-    let tz = match &args.tz {
-        Some(name) => jiff::tz::TimeZone::get(name)
-            .map_err(|err| anyhow::anyhow!("--tz {name}: unknown time zone ({err})"))?,
-        None => jiff::tz::TimeZone::system(),
-    };
-    let now = match &args.now {
-        Some(text) => text
-            .parse::<jiff::Timestamp>()
-            .map_err(|err| anyhow::anyhow!("--now {text}: not an RFC 3339 time ({err})"))?,
-        None => newest_mtime(&args.files).unwrap_or_else(jiff::Timestamp::now),
-    };
-    Ok(Clock::new(tz, now))
+    super::parse::clock_from(args.tz.as_deref(), args.now.as_deref(), || {
+        newest_mtime(&args.files).unwrap_or_else(jiff::Timestamp::now)
+    })
 }
 
 /// The newest modification time of the files that exist.
