@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{agent_run, quiet_agent_config, text, vigil};
+use common::{XorShift, agent_run, quiet_agent_config, text, vigil};
 
 use std::{
     collections::HashSet,
@@ -20,18 +20,6 @@ use std::{
 
 fn output(cmd: &mut Command) -> Output {
     cmd.output().expect("vigil runs")
-}
-
-/// A small deterministic generator: random moments without a dependency.
-struct XorShift(u64);
-
-impl XorShift {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
 }
 
 /// Line `n` of the generated auth.log: unique by its user name.

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{agent_run, quiet_agent_config, text, vigil};
+use common::{XorShift, agent_run, quiet_agent_config, text, vigil};
 
 use std::{
     io::Write,
@@ -160,18 +160,6 @@ fn a_django_traceback_is_one_error_event_and_report_shows_the_tracers() {
     assert_eq!(recurring[0]["count"], 3, "{again}");
     assert_eq!(recurring[0]["first_seen"], "2026-11-23T10:00:01Z");
     assert_eq!(recurring[0]["last_seen"], "2026-11-23T10:00:03Z");
-}
-
-/// A small deterministic generator: random moments and chunk sizes without a dependency.
-struct XorShift(u64);
-
-impl XorShift {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
 }
 
 /// Record `n` of the generated log: a request line, or (every third) a traceback naming `n`.

@@ -62,3 +62,16 @@ pub fn agent_run(config: &Path) -> Command {
     cmd.stdout(Stdio::null()).stderr(Stdio::piped());
     cmd
 }
+
+/// A small deterministic generator (xorshift64): random moments and sizes without a dependency.
+pub struct XorShift(pub u64);
+
+impl XorShift {
+    /// The next value below `n`.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
