@@ -15,17 +15,9 @@ lines=${1:-1000000}
 shared=../shared
 filter=$shared/conformance/fail2ban/filter.d/sshd.conf
 
-need=()
-command -v fail2ban-regex >/dev/null || need+=(fail2ban)
-[[ -x /usr/bin/time ]] || need+=(time)
-if ((${#need[@]})); then
-  if [[ $(id -u) -eq 0 ]]; then
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-  else
-    echo "bench/replay.sh: missing ${need[*]} (sudo apt-get install ${need[*]})" >&2
-    exit 2
-  fi
-fi
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
+require fail2ban-regex=fail2ban /usr/bin/time=time
 
 cargo build --release -q -p vigil-cli
 tmp=$(mktemp -d)
