@@ -56,27 +56,70 @@ impl Direct {
     /// The groups of a match already found (by a search without groups, e.g. a DFA): the
     /// leftmost-first match in `hay` is `found`, so the capture engine runs over that span only,
     /// from its start.
-    pub(crate) fn captures_found(&self, hay: &[u8], found: (usize, usize)) -> Option<Captures> {
+    pub(crate) fn captures_found(&self, hay: &[u8], found: (usize, usize)) -> Option<GroupSpans> {
         if found.0 > found.1 || found.1 > hay.len() {
             // Not a match of this text: search it all.
             return self.captures(hay, 0, hay.len());
         }
-        let mut caps = self.re.create_captures();
         let input = Input::new(hay).range(found.0..found.1).anchored(regex_automata::Anchored::Yes);
-        self.re.search_captures(&input, &mut caps);
-        caps.is_match().then_some(caps)
+        self.search(&input)
     }
 
     /// The groups of the leftmost-first match in `hay[..end]` starting the search at `start`.
-    pub(crate) fn captures(&self, hay: &[u8], start: usize, end: usize) -> Option<Captures> {
+    pub(crate) fn captures(&self, hay: &[u8], start: usize, end: usize) -> Option<GroupSpans> {
         let hay = hay.get(..end)?;
         if start > hay.len() {
             return None;
         }
+        self.search(&Input::new(hay).range(start..))
+    }
+
+    /// Runs the capture engine: into slots on the stack when the pattern has at most
+    /// [`INLINE_GROUPS`] groups and the text fits `u16` offsets (no allocation, and no shared
+    /// reference count touched: scanning threads share the compiled pattern), else into a
+    /// `Captures`.
+    fn search(&self, input: &Input<'_>) -> Option<GroupSpans> {
+        let info = self.re.group_info();
+        let slot_len = info.slot_len();
+        if slot_len <= 2 * INLINE_GROUPS && input.haystack().len() < usize::from(u16::MAX) {
+            let mut slots = [None; 2 * INLINE_GROUPS];
+            self.re.search_slots(input, &mut slots[..slot_len])?;
+            let mut spans = [(u16::MAX, u16::MAX); INLINE_GROUPS];
+            for (span, pair) in spans.iter_mut().zip(slots[..slot_len].chunks_exact(2)) {
+                if let (Some(s), Some(e)) = (pair[0], pair[1]) {
+                    *span = (s.get() as u16, e.get() as u16);
+                }
+            }
+            return Some(GroupSpans::Inline { len: (slot_len / 2) as u8, spans });
+        }
         let mut caps = self.re.create_captures();
-        let input = Input::new(hay).range(start..);
-        self.re.search_captures(&input, &mut caps);
-        caps.is_match().then_some(caps)
+        self.re.search_captures(input, &mut caps);
+        caps.is_match().then_some(GroupSpans::Captures(caps))
+    }
+}
+
+/// Most groups a match holds inline in [`GroupSpans`].
+const INLINE_GROUPS: usize = 32;
+
+/// The groups of one match found by [`Direct`]: by group index (0 = the whole match).
+#[derive(Debug, Clone)]
+pub(crate) enum GroupSpans {
+    /// Start and end of each group (`u16::MAX` for a group that did not take part).
+    Inline { len: u8, spans: [(u16, u16); INLINE_GROUPS] },
+    /// More groups, or a longer text, than fit inline.
+    Captures(Captures),
+}
+
+impl GroupSpans {
+    /// The span of group `i`, when it took part in the match.
+    pub(crate) fn get_group(&self, i: usize) -> Option<(usize, usize)> {
+        match self {
+            GroupSpans::Inline { len, spans } => spans[..usize::from(*len)]
+                .get(i)
+                .filter(|(s, _)| *s != u16::MAX)
+                .map(|&(s, e)| (usize::from(s), usize::from(e))),
+            GroupSpans::Captures(caps) => caps.get_group(i).map(|s| (s.start, s.end)),
+        }
     }
 }
 
@@ -227,8 +270,29 @@ mod tests {
         assert!(direct.captures(b"aa", 3, 2).is_none());
         assert!(direct.captures(b"aa", 0, 9).is_none());
         let caps = direct.captures_found(b"aa", (2, 1)).unwrap();
-        assert_eq!(caps.get_group(1).map(|s| (s.start, s.end)), Some((0, 2)));
+        assert_eq!(caps.get_group(1), Some((0, 2)));
         assert!(direct.captures_found(b"aa", (0, 7)).is_some());
+    }
+
+    #[test]
+    fn groups_beyond_the_inline_slots_and_long_texts_read_the_same() {
+        // 40 groups: more than fit inline.
+        let many: String = (0..40).map(|i| format!("(?P<g{i}>x)?")).collect::<String>() + "(y+)";
+        let direct = Direct::ascii(&format!("^{many}")).unwrap();
+        let re = regex::bytes::Regex::new(&format!("(?-u)^{many}")).unwrap();
+        let long = "x".repeat(20) + &"y".repeat(70_000);
+        for hay in ["xxxy", "yyy", long.as_str()] {
+            let a = direct.captures(hay.as_bytes(), 0, hay.len()).unwrap();
+            let b = re.captures(hay.as_bytes()).unwrap();
+            for i in 0..b.len() {
+                assert_eq!(a.get_group(i), b.get(i).map(|m| (m.start(), m.end())), "group {i}");
+            }
+        }
+        // A long text with few groups: past the inline offsets.
+        let direct = Direct::ascii(r"^(x*)(?P<y>y+)$").unwrap();
+        let caps = direct.captures(long.as_bytes(), 0, long.len()).unwrap();
+        assert_eq!(caps.get_group(2), Some((20, long.len())));
+        assert!(matches!(caps, GroupSpans::Captures(_)));
     }
 
     #[test]
@@ -243,7 +307,7 @@ mod tests {
             assert_eq!(a.is_some(), b.is_some(), "{line:?}");
             if let (Some(a), Some(b)) = (a, b) {
                 for i in 0..b.len() {
-                    let ga = a.get_group(i).map(|s| (s.start, s.end));
+                    let ga = a.get_group(i);
                     let gb = b.get(i).map(|m| (m.start(), m.end()));
                     assert_eq!(ga, gb, "{line:?} group {i}");
                 }

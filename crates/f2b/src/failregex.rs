@@ -333,6 +333,16 @@ impl F2bRegex {
     }
 
     /// The regex with its tags expanded.
+    /// A copy whose group names are allocated anew: a thread that scans with it then clones
+    /// and drops names no other thread touches (see [`crate::Matcher::for_thread`]).
+    pub(crate) fn for_thread(&self) -> F2bRegex {
+        let mut copy = self.clone();
+        for (name, _) in &mut copy.unique {
+            *name = std::sync::Arc::from(&**name);
+        }
+        copy
+    }
+
     pub(crate) fn expanded(&self) -> String {
         resolve_tags_dns(&self.source, self.host_dns)
     }

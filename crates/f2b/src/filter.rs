@@ -199,6 +199,8 @@ pub struct Filter {
     fancy: Vec<FancyUse>,
     usedns: UseDns,
     resolver: Option<Arc<Resolver>>,
+    /// Group names met in [`Filter::apply_batched`], each allocated once on this thread.
+    names: Vec<Arc<str>>,
 }
 
 /// A filter's compiled regexes: the part of a single-line filter's work that depends on the
@@ -224,15 +226,28 @@ type Groups = Vec<(Arc<str>, Option<String>)>;
 #[derive(Debug, Clone, Default)]
 pub struct Scan {
     /// An ignoreregex matched before any failregex was tried.
-    ignored_first: bool,
+    pub(crate) ignored_first: bool,
     /// An ignoreregex matched after a failregex did.
-    ignored: bool,
+    pub(crate) ignored: bool,
     /// Every failregex that matched (and was not ignored), in order, with its groups merged
     /// over those of `prefregex`.
-    hits: Vec<(usize, Groups)>,
+    pub(crate) hits: Vec<(usize, Groups)>,
 }
 
 impl Matcher {
+    /// A copy for one scanning thread: its own regex caches (as any clone) and its own group
+    /// names, whose reference counts then stay in that thread's cache (a plain clone shares
+    /// them, and every group found would bounce their cache line between cores).
+    pub fn for_thread(&self) -> Matcher {
+        Matcher {
+            prefregex: self.prefregex.as_ref().map(F2bRegex::for_thread),
+            prefregex_line: self.prefregex_line.as_ref().map(F2bRegex::for_thread),
+            failregex: self.failregex.iter().map(F2bRegex::for_thread).collect(),
+            ignoreregex: self.ignoreregex.iter().map(F2bRegex::for_thread).collect(),
+            candidates: self.candidates.clone(),
+        }
+    }
+
     /// Second step of a single-line filter, on any thread: runs `prefregex`, the failregexes
     /// and the ignoreregexes over `buf` (from [`Filter::prepare_line`], ending in `\n`).
     pub fn scan(&self, buf: &str) -> Scan {
@@ -292,12 +307,6 @@ impl Matcher {
         {
             return scan;
         }
-        if let Some((line, found)) = pending_groups {
-            let Some(spans) = line.rx.search_found(buf, 0, buf.len(), found) else { return scan };
-            let mut groups = line.found_except(buf, &[], &spans, Some("content")).groups;
-            groups.retain(|(_, v)| v.is_some());
-            pre_groups = Some(groups);
-        }
         let mut cur_ignored: Option<bool> = None;
         let exact = self.candidates.as_ref().is_some_and(|c| c.exact(cur));
         for (index, rx) in self.failregex.iter().enumerate() {
@@ -311,6 +320,16 @@ impl Matcher {
             if !self.ignoreregex.is_empty() && *cur_ignored.get_or_insert_with(|| ignored(cur)) {
                 scan.ignored = true;
                 continue;
+            }
+            // The prefregex's groups are read once a failregex matched: most lines the
+            // candidates let through match none.
+            if let Some((line, found)) = pending_groups.take() {
+                let Some(spans) = line.rx.search_found(buf, 0, buf.len(), found) else {
+                    return Scan::default();
+                };
+                let mut groups = line.found_except(buf, &[], &spans, Some("content")).groups;
+                groups.retain(|(_, v)| v.is_some());
+                pre_groups = Some(groups);
             }
             // A group that did not take part reads like a missing one everywhere, so only
             // groups with a value are kept (one without still clears the prefregex's value).
@@ -529,6 +548,7 @@ impl Filter {
             fancy,
             usedns,
             resolver: usedns.resolves().then(|| Arc::new(Resolver::system(Resolver::TIMEOUT))),
+            names: Vec::new(),
         }
     }
 
@@ -673,6 +693,39 @@ impl Filter {
             self.report(index, Fail { groups, ..Fail::default() }, date, &mut result);
         }
         result
+    }
+
+    /// [`Filter::apply`] for the scan of line `line` of `batch` (0-based; a line the batch does
+    /// not hold matches nothing). The groups are copied, so `batch` can go back to the thread
+    /// that filled it.
+    pub fn apply_batched(
+        &mut self,
+        batch: &crate::ScanBatch,
+        line: usize,
+        date: Option<f64>,
+    ) -> LineResult {
+        let Some(scan) = batch.get(line) else { return LineResult::default() };
+        let mut result = LineResult { ignored: scan.ignored_first, ..LineResult::default() };
+        if scan.ignored_first {
+            return result;
+        }
+        result.ignored = scan.ignored;
+        for (index, groups) in scan.hits() {
+            let groups = groups.map(|(name, value)| (self.name(name), value.map(str::to_owned)));
+            let fail = Fail { groups: groups.collect(), ..Fail::default() };
+            self.report(index, fail, date, &mut result);
+        }
+        result
+    }
+
+    /// The group name `name`, shared with earlier uses on this thread.
+    fn name(&mut self, name: &str) -> Arc<str> {
+        if let Some(known) = self.names.iter().find(|it| ***it == *name) {
+            return Arc::clone(known);
+        }
+        let fresh: Arc<str> = Arc::from(name);
+        self.names.push(Arc::clone(&fresh));
+        fresh
     }
 
     /// Finds and cuts out the timestamp (the multi-line path keeps the line's three parts).

@@ -36,6 +36,7 @@ mod ini;
 mod linear;
 mod pyre;
 mod reader;
+mod scan_batch;
 mod speculate;
 
 use std::path::PathBuf;
@@ -46,6 +47,7 @@ pub use dns::{Lookup, Resolver, ResolverStats, UseDns};
 pub use filter::{FancyUse, Filter, LineResult, Matcher, Problem, Scan};
 pub use pyre::BACKTRACK_LIMIT;
 pub use reader::{FilterDefinition, parse_filter, read_filter, split_options};
+pub use scan_batch::ScanBatch;
 pub use speculate::{Guess, Speculator};
 
 /// Why a filter could not be read.

@@ -812,7 +812,7 @@ pub(crate) enum Spans {
     Str(regex::CaptureLocations),
     Bytes(regex::bytes::CaptureLocations),
     Fancy(Vec<Option<(usize, usize)>>),
-    Meta(regex_automata::util::captures::Captures),
+    Meta(crate::engine::GroupSpans),
 }
 
 impl Spans {
@@ -821,7 +821,7 @@ impl Spans {
             Spans::Str(locs) => locs.get(i),
             Spans::Bytes(locs) => locs.get(i),
             Spans::Fancy(v) => v.get(i).copied().flatten(),
-            Spans::Meta(caps) => caps.get_group(i).map(|s| (s.start, s.end)),
+            Spans::Meta(caps) => caps.get_group(i),
         }
     }
 }

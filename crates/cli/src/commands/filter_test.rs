@@ -12,8 +12,8 @@ use std::{
 
 use chrono::{DateTime, Datelike, SecondsFormat, TimeZone, Utc};
 use vigil_f2b::{
-    Clock, Filter, FilterDefinition, Guess, LineResult, Matcher, Scan, Speculator, chrono_tz::Tz,
-    read_filter, split_options,
+    Clock, Filter, FilterDefinition, Guess, LineResult, Matcher, ScanBatch, Speculator,
+    chrono_tz::Tz, read_filter, split_options,
 };
 
 /// Arguments of `vigil filter-test`.
@@ -141,7 +141,8 @@ struct Chunk {
     /// Each line's byte range in `raw`, without its line ending.
     lines: Vec<(usize, usize)>,
     guesses: Vec<Option<Guess>>,
-    scans: Vec<Scan>,
+    /// The scans, one per line (lines without a guess scan as matching nothing).
+    scans: ScanBatch,
     /// Lines that were not valid UTF-8.
     invalid: usize,
     /// A scanning thread panicked on this chunk.
@@ -187,7 +188,7 @@ fn scan_chunk(
         }
         buf.clear();
         let g = guess(spec, &line, buf);
-        chunk.scans.push(if g.is_some() { matcher.scan(buf) } else { Scan::default() });
+        chunk.scans.push(if g.is_some() { matcher.scan(buf) } else { Default::default() });
         chunk.guesses.push(g);
         chunk.lines.push((start, stop));
         start = next;
@@ -261,7 +262,7 @@ fn scan_in_parallel(
     std::thread::scope(|s| {
         for _ in 0..workers {
             // Each worker has its own copies: the regex engines' caches then need no locking.
-            let (matcher, mut spec) = (Matcher::clone(&matcher), filter.speculator());
+            let (matcher, mut spec) = (matcher.for_thread(), filter.speculator());
             let (job_rx, done_tx) = (&job_rx, done_tx.clone());
             s.spawn(move || {
                 let mut buf = String::new();
@@ -346,13 +347,14 @@ impl InOrder<'_> {
         self.pending.insert(chunk.id, chunk);
         while let Some(mut chunk) = self.pending.remove(&self.next) {
             let lines = chunk.lines.iter().zip(&chunk.guesses);
-            for (scan, (&(start, stop), guess)) in chunk.scans.drain(..).zip(lines) {
+            for (at, (&(start, stop), guess)) in lines.enumerate() {
                 let result = match guess.as_ref().and_then(|g| filter.accept(g)) {
-                    Some(date) => filter.apply(scan, date),
+                    Some(date) => filter.apply_batched(&chunk.scans, at, date),
                     None => redo(filter, &decode(&chunk.raw[start..stop]).0),
                 };
                 emit(result)?;
             }
+            chunk.scans.clear();
             self.invalid += chunk.invalid;
             self.next += 1;
             self.in_flight -= 1;
