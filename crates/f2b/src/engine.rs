@@ -21,6 +21,8 @@ pub(crate) struct Direct {
     re: meta::Regex,
     /// The pattern can only match at the start of the text (`^…`).
     anchored_start: bool,
+    /// Capture slots of the pattern (two per group), read once: the group info computes it.
+    slot_len: usize,
 }
 
 impl Direct {
@@ -43,7 +45,8 @@ impl Direct {
             .syntax(regex_automata::util::syntax::Config::new().utf8(false))
             .build_from_hir(&hir)
             .ok()?;
-        Some(Direct { re, anchored_start })
+        let slot_len = re.group_info().slot_len();
+        Some(Direct { re, anchored_start, slot_len })
     }
 
     /// Whether [`Direct::captures`] pays off: the pattern can only match at the start of the
@@ -79,8 +82,7 @@ impl Direct {
     /// reference count touched: scanning threads share the compiled pattern), else into a
     /// `Captures`.
     fn search(&self, input: &Input<'_>) -> Option<GroupSpans> {
-        let info = self.re.group_info();
-        let slot_len = info.slot_len();
+        let slot_len = self.slot_len;
         if slot_len <= 2 * INLINE_GROUPS && input.haystack().len() < usize::from(u16::MAX) {
             let mut slots = [None; 2 * INLINE_GROUPS];
             self.re.search_slots(input, &mut slots[..slot_len])?;

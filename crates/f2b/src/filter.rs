@@ -201,6 +201,8 @@ pub struct Filter {
     resolver: Option<Arc<Resolver>>,
     /// Group names met in [`Filter::apply_batched`], each allocated once on this thread.
     names: Vec<Arc<str>>,
+    /// The names of the batch [`Filter::apply_batched`] read last, by its epoch.
+    batch_names: (u64, Vec<Arc<str>>),
 }
 
 /// A filter's compiled regexes: the part of a single-line filter's work that depends on the
@@ -549,6 +551,7 @@ impl Filter {
             usedns,
             resolver: usedns.resolves().then(|| Arc::new(Resolver::system(Resolver::TIMEOUT))),
             names: Vec::new(),
+            batch_names: (0, Vec::new()),
         }
     }
 
@@ -710,8 +713,16 @@ impl Filter {
             return result;
         }
         result.ignored = scan.ignored;
+        if self.batch_names.0 != batch.epoch() {
+            let names: Vec<&str> = batch.names().collect();
+            let names = names.into_iter().map(|it| self.name(it)).collect();
+            self.batch_names = (batch.epoch(), names);
+        }
         for (index, groups) in scan.hits() {
-            let groups = groups.map(|(name, value)| (self.name(name), value.map(str::to_owned)));
+            let groups = groups.map(|(name, value)| {
+                let name = self.batch_names.1.get(name).cloned().unwrap_or_else(|| Arc::from(""));
+                (name, value.map(str::to_owned))
+            });
             let fail = Fail { groups: groups.collect(), ..Fail::default() };
             self.report(index, fail, date, &mut result);
         }

@@ -17,18 +17,23 @@ use crate::filter::Scan;
 /// The scans of many lines, in order (see the module documentation).
 #[derive(Debug, Default)]
 pub struct ScanBatch {
-    /// Group names and values, one after another.
+    /// Tells this batch's contents from any other's (see [`ScanBatch::epoch`]); 0 while empty.
+    epoch: u64,
+    /// Group names (each once) and values, one after another.
     text: String,
-    /// Per group: its name's range in `text`, and its value's, when it has one.
-    groups: Vec<(Range<usize>, Option<Range<usize>>)>,
+    /// The group names met, each with its range in `text`, by the address of the scanning
+    /// thread's name (one per distinct name: a thread's scans share their names).
+    names: Vec<(usize, Range<usize>)>,
+    /// Per group: its name (index in `names`), and its value's range in `text`, if any.
+    groups: Vec<(usize, Option<Range<usize>>)>,
     /// Per failregex that matched: its index and its range in `groups`.
     hits: Vec<(usize, Range<usize>)>,
     /// Per line: `ignored_first`, `ignored`, and its range in `hits`.
     lines: Vec<(bool, bool, Range<usize>)>,
 }
 
-/// One group of a [`BatchedScan`] hit: its name and value.
-pub(crate) type BatchedGroup<'a> = (&'a str, Option<&'a str>);
+/// One group of a [`BatchedScan`] hit: its name (an index of [`ScanBatch::names`]) and value.
+pub(crate) type BatchedGroup<'a> = (usize, Option<&'a str>);
 
 /// One line's scan read back from a [`ScanBatch`].
 pub(crate) struct BatchedScan<'a> {
@@ -41,17 +46,32 @@ pub(crate) struct BatchedScan<'a> {
 impl ScanBatch {
     /// Appends the scan of the next line; `scan` is freed here.
     pub fn push(&mut self, scan: Scan) {
+        if self.epoch == 0 {
+            static EPOCHS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+            self.epoch = EPOCHS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         let hits_start = self.hits.len();
         for (index, groups) in scan.hits {
             let groups_start = self.groups.len();
             for (name, value) in groups {
-                let name = self.put(&name);
+                let name = self.name(&name);
                 let value = value.map(|v| self.put(&v));
                 self.groups.push((name, value));
             }
             self.hits.push((index, groups_start..self.groups.len()));
         }
         self.lines.push((scan.ignored_first, scan.ignored, hits_start..self.hits.len()));
+    }
+
+    /// The index of `name` in `names`.
+    fn name(&mut self, name: &std::sync::Arc<str>) -> usize {
+        let key = std::sync::Arc::as_ptr(name).cast::<u8>() as usize;
+        if let Some(at) = self.names.iter().position(|(it, _)| *it == key) {
+            return at;
+        }
+        let range = self.put(name);
+        self.names.push((key, range));
+        self.names.len() - 1
     }
 
     fn put(&mut self, s: &str) -> Range<usize> {
@@ -72,10 +92,23 @@ impl ScanBatch {
 
     /// Forgets every line, keeping the buffers for the next run.
     pub fn clear(&mut self) {
+        self.epoch = 0;
         self.text.clear();
+        self.names.clear();
         self.groups.clear();
         self.hits.clear();
         self.lines.clear();
+    }
+
+    /// A number no other batch's contents had since the process started (0 while empty): a
+    /// reader may keep what it derived from the names for as long as it reads the same epoch.
+    pub(crate) fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// The group names held, by index.
+    pub(crate) fn names(&self) -> impl Iterator<Item = &str> {
+        self.names.iter().map(|(_, range)| &self.text[range.clone()])
     }
 
     /// The scan of line `line` (0-based), if held.
@@ -92,9 +125,9 @@ impl<'a> BatchedScan<'a> {
     ) -> impl Iterator<Item = (usize, impl Iterator<Item = BatchedGroup<'a>>)> {
         let batch = self.batch;
         batch.hits[self.hits].iter().map(move |(index, groups)| {
-            let groups = batch.groups[groups.clone()].iter().map(move |(name, value)| {
-                (&batch.text[name.clone()], value.clone().map(|v| &batch.text[v]))
-            });
+            let groups = batch.groups[groups.clone()]
+                .iter()
+                .map(move |(name, value)| (*name, value.clone().map(|v| &batch.text[v])));
             (*index, groups)
         })
     }
@@ -141,24 +174,31 @@ mod tests {
         let (mut one, mut other) = (filter(), filter());
         let matcher = other.matcher().for_thread();
         let mut batch = ScanBatch::default();
-        let mut expected = Vec::new();
-        let mut dates = Vec::new();
-        for line in lines {
-            let mut buf = String::new();
-            let date = one.prepare_line(line, &clock, &mut buf);
-            let scan = one.matcher().scan(&buf);
-            batch.push(matcher.scan(&buf));
-            expected.push(one.apply(scan, date));
-            let mut buf = String::new();
-            dates.push(other.prepare_line(line, &clock, &mut buf));
+        // The same batch refilled, lines in the other order: its names come in another order
+        // too, and what the applying filter derived from the first filling must not be reused.
+        let backwards: Vec<&str> = lines.iter().rev().copied().collect();
+        for order in [lines.to_vec(), backwards] {
+            batch.clear();
+            assert!(batch.is_empty());
+            let mut expected = Vec::new();
+            let mut dates = Vec::new();
+            for line in &order {
+                let mut buf = String::new();
+                let date = one.prepare_line(line, &clock, &mut buf);
+                let scan = one.matcher().scan(&buf);
+                batch.push(matcher.scan(&buf));
+                expected.push(one.apply(scan, date));
+                let mut buf = String::new();
+                dates.push(other.prepare_line(line, &clock, &mut buf));
+            }
+            assert_eq!(batch.len(), order.len());
+            let got: Vec<_> =
+                dates.iter().enumerate().map(|(i, d)| other.apply_batched(&batch, i, *d)).collect();
+            assert_eq!(got, expected);
+            assert!(got.iter().filter(|r| r.matched).count() >= 3, "{got:?}");
+            assert!(got.iter().any(|r| r.ignored), "{got:?}");
         }
-        assert_eq!(batch.len(), lines.len());
-        let got: Vec<_> =
-            dates.iter().enumerate().map(|(i, d)| other.apply_batched(&batch, i, *d)).collect();
-        assert_eq!(got, expected);
-        assert!(got.iter().filter(|r| r.matched).count() >= 3, "{got:?}");
-        assert!(got.iter().any(|r| r.ignored), "{got:?}");
-        // A line the batch does not hold matches nothing; a cleared batch holds none.
+        // A line the batch does not hold matches nothing.
         assert_eq!(other.apply_batched(&batch, lines.len(), None), Default::default());
         batch.clear();
         assert!(batch.is_empty());
