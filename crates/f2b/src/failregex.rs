@@ -6,7 +6,10 @@
 //! (lower-cased; `F-ID` → `fid`, `F-PORT` → `fport`). A match over a multi-line buffer also
 //! tells which buffered lines it used, which decides what stays in the buffer.
 
-use crate::pyre::{Rx, Spans};
+use crate::{
+    Value,
+    pyre::{Rx, Spans},
+};
 
 /// fail2ban's IPv4 pattern (`IPAddr.IP_4_RE`).
 const IP4: &str = r"(?:\d{1,3}\.){3}\d{1,3}";
@@ -224,7 +227,7 @@ fn py_printable(c: char) -> bool {
 }
 
 /// Python's `repr` of a tuple of optional strings: `('a', None)`, `('a',)`.
-fn py_tuple_repr(parts: &[Option<String>]) -> String {
+fn py_tuple_repr(parts: &[Option<Value>]) -> String {
     let items: Vec<String> =
         parts.iter().map(|p| p.as_deref().map_or_else(|| "None".to_owned(), py_repr)).collect();
     if items.len() == 1 { format!("({},)", items[0]) } else { format!("({})", items.join(", ")) }
@@ -306,7 +309,7 @@ pub(crate) struct F2bRegex {
 /// The result of a search: groups by name and the split of the original lines.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Found {
-    pub(crate) groups: Vec<(std::sync::Arc<str>, Option<String>)>,
+    pub(crate) groups: Vec<(std::sync::Arc<str>, Option<Value>)>,
     pub(crate) unmatched: Vec<TupleLine>,
 }
 
@@ -428,11 +431,11 @@ impl F2bRegex {
         spans: &Spans,
         skip: Option<&str>,
     ) -> Found {
-        let mut groups: Vec<(std::sync::Arc<str>, Option<String>)> =
+        let mut groups: Vec<(std::sync::Arc<str>, Option<Value>)> =
             Vec::with_capacity(self.unique.len() + 2);
         for (n, idxs) in self.unique.iter().filter(|(n, _)| skip != Some(&**n)) {
             // A name set in several branches: the branch that matched gives the value.
-            let v = idxs.iter().find_map(|i| spans.get(*i)).map(|(s, e)| buf[s..e].to_owned());
+            let v = idxs.iter().find_map(|i| spans.get(*i)).map(|(s, e)| Value::from(&buf[s..e]));
             groups.push((std::sync::Arc::clone(n), v));
         }
         // `alt_NAME[_N]` groups fill `NAME` when it is empty (`_getGroupsWithAlt`).
@@ -459,7 +462,7 @@ impl F2bRegex {
             .collect();
         if !tuples.is_empty() {
             tuples.sort();
-            let mut built: Vec<(String, Vec<Option<String>>)> = Vec::new();
+            let mut built: Vec<(String, Vec<Option<Value>>)> = Vec::new();
             for (k, n) in tuples {
                 let v = groups.iter().find(|(g, _)| *g == k).and_then(|(_, v)| v.clone());
                 match built.iter_mut().find(|(b, _)| *b == n) {
@@ -474,7 +477,7 @@ impl F2bRegex {
                 }
             }
             for (n, parts) in built {
-                let v = Some(py_tuple_repr(&parts));
+                let v = Some(Value::from(py_tuple_repr(&parts)));
                 match groups.iter_mut().find(|(g, _)| **g == *n.as_str()) {
                     Some(slot) => slot.1 = v,
                     None => groups.push((std::sync::Arc::from(n.as_str()), v)),

@@ -11,6 +11,7 @@ use std::{
 };
 
 use crate::{
+    Value,
     date::{Clock, DateDetector},
     dns::{Resolver, UseDns},
     failregex::{F2bRegex, Found, TupleLine, tuple_buf},
@@ -63,7 +64,7 @@ pub struct LineResult {
 /// A failure's groups (`fail` in fail2ban).
 #[derive(Debug, Clone, Default)]
 struct Fail {
-    groups: Vec<(Arc<str>, Option<String>)>,
+    groups: Vec<(Arc<str>, Option<Value>)>,
     users: Option<BTreeSet<String>>,
     pending: bool,
 }
@@ -75,13 +76,13 @@ impl Fail {
     fn truthy(&self, k: &str) -> bool {
         self.get(k).is_some_and(|v| !v.is_empty())
     }
-    fn set(&mut self, k: &str, v: Option<String>) {
+    fn set(&mut self, k: &str, v: Option<Value>) {
         match self.groups.iter_mut().find(|(n, _)| &**n == k) {
             Some(slot) => slot.1 = v,
             None => self.groups.push((Arc::from(k), v)),
         }
     }
-    fn set_name(&mut self, k: &Arc<str>, v: Option<String>) {
+    fn set_name(&mut self, k: &Arc<str>, v: Option<Value>) {
         match self.groups.iter_mut().find(|(n, _)| n == k) {
             Some(slot) => slot.1 = v,
             None => self.groups.push((Arc::clone(k), v)),
@@ -221,7 +222,7 @@ pub struct Matcher {
 }
 
 /// A failure's named groups (`None`: the group did not take part in the match).
-type Groups = Vec<(Arc<str>, Option<String>)>;
+type Groups = Vec<(Arc<str>, Option<Value>)>;
 
 /// What the regexes of a single-line filter found in one line ([`Matcher::scan`]), before the
 /// filter's state is applied ([`Filter::apply`]).
@@ -286,9 +287,8 @@ impl Matcher {
                 cur = &buf[start..];
             } else if let Some(pos) = groups.iter().position(|(n, _)| &**n == "content") {
                 let (_, v) = groups.remove(pos);
-                if let Some(mut repl) = v.filter(|v| !v.is_empty()) {
-                    repl.push('\n');
-                    content_buf = repl;
+                if let Some(repl) = v.filter(|v| !v.is_empty()) {
+                    content_buf = format!("{repl}\n");
                     cur = &content_buf;
                 }
             }
@@ -721,7 +721,7 @@ impl Filter {
         for (index, groups) in scan.hits() {
             let groups = groups.map(|(name, value)| {
                 let name = self.batch_names.1.get(name).cloned().unwrap_or_else(|| Arc::from(""));
-                (name, value.map(str::to_owned))
+                (name, value.map(Value::from))
             });
             let fail = Fail { groups: groups.collect(), ..Fail::default() };
             self.report(index, fail, date, &mut result);
@@ -824,7 +824,7 @@ impl Filter {
             return result;
         }
 
-        let mut pre_groups: Option<Vec<(Arc<str>, Option<String>)>> = None;
+        let mut pre_groups: Option<Vec<(Arc<str>, Option<Value>)>> = None;
         if let Some(pref) = &m.prefregex {
             let Some(found) = pref.search(buf.as_deref().unwrap_or(""), &org) else {
                 return result;
@@ -834,7 +834,7 @@ impl Filter {
             if let Some(pos) = content {
                 let (_, v) = groups.remove(pos);
                 if let Some(repl) = v.filter(|v| !v.is_empty()) {
-                    self.buffer = vec![(String::new(), String::new(), repl)];
+                    self.buffer = vec![(String::new(), String::new(), repl.into())];
                     buf = None;
                 }
             }
@@ -946,7 +946,7 @@ impl Filter {
         if fail.truthy("mlfgained") {
             nfflgs |= 8 | 1;
             if !fail.truthy("nofail") {
-                let g = fail.get("mlfgained").map(str::to_owned);
+                let g = fail.get("mlfgained").map(Value::from);
                 fail.set("nofail", g);
             }
         } else if fail.truthy("nofail") {

@@ -41,6 +41,10 @@ mod speculate;
 
 use std::path::PathBuf;
 
+/// A group's value: short ones (addresses, user names, pids) are held inline, without an
+/// allocation per group of every line that matches.
+pub(crate) type Value = compact_str::CompactString;
+
 pub use chrono_tz;
 pub use date::{Clock, DateDetector, parse_log_timezone};
 pub use dns::{Lookup, Resolver, ResolverStats, UseDns};
