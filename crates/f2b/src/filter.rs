@@ -877,15 +877,16 @@ impl Filter {
     /// The end of `findFailure` for one failregex match: merges multi-line state and decides
     /// whether the line reports a failure.
     fn report(&mut self, index: usize, fail: Fail, date: Option<f64>, result: &mut LineResult) {
-        let mlfid = fail.get("mlfid").map(str::to_owned);
+        // Inline values: a pid-and-host prefix or an address needs no allocation.
+        let mlfid = fail.get("mlfid").map(Value::from);
         let holder = match &mlfid {
             Some(id) => Holder::Shared(self.merge_failure(id, fail)),
             None => Holder::Own(Box::new(fail)),
         };
         let (fid, ip, from_dns, addr_id) = holder.with(|f| {
-            let fid = f.get("fid").map(str::to_owned);
+            let fid = f.get("fid").map(Value::from);
             let addr = f.get("ip4").or_else(|| f.get("ip6"));
-            let ip = addr.or_else(|| f.get("dns")).map(str::to_owned);
+            let ip = addr.or_else(|| f.get("dns")).map(Value::from);
             // An address is the ID in fail2ban's normal form (`IPAddr(ip, cidr)`).
             let addr_id = match (f.get("ip4"), f.get("ip6")) {
                 (Some(v4), _) => Some(crate::dns::addr_id(v4, f.get("cidr"), false)),
@@ -902,7 +903,7 @@ impl Filter {
                 if ips.is_empty() {
                     return;
                 }
-                Some((name.clone(), ips.iter().map(ToString::to_string).collect::<Vec<_>>()))
+                Some((name.to_string(), ips.iter().map(ToString::to_string).collect::<Vec<_>>()))
             }
             _ => None,
         };
@@ -918,8 +919,8 @@ impl Filter {
                 None
             }
             Some(ip) => Some(match fid {
-                Some(fid) if fid != ip => fid,
-                _ => addr_id.unwrap_or(ip),
+                Some(fid) if fid != ip => fid.into(),
+                _ => addr_id.unwrap_or_else(|| ip.into()),
             }),
         };
         if result.matched {
