@@ -380,7 +380,7 @@ mod tests {
     fn records_held_inline_or_not_write_and_read_the_json_of_a_vector() {
         let at: DateTime<Utc> = "2026-11-23T10:00:00Z".parse().unwrap();
         let record = |n: u8| TracerRecord {
-            tracer: if n % 2 == 0 { "ip".into() } else { Cow::Owned(format!("t{n}")) },
+            tracer: if n.is_multiple_of(2) { "ip".into() } else { Cow::Owned(format!("t{n}")) },
             at,
             found: match n % 3 {
                 0 => Found::Ip(IpFinding { class: "public".into(), score: n, blocklisted: n > 3 }),
