@@ -184,7 +184,10 @@ impl Replay {
                 trace.tracers.clear();
             }
             none => {
-                *none = Some(Trace { traced_at: event.timestamp, tracers: Vec::with_capacity(4) });
+                *none = Some(Trace {
+                    traced_at: event.timestamp,
+                    tracers: vigil_event::TracerRecords::with_capacity(4),
+                });
             }
         }
         for extra in vigil_core::enrich_with(&self.tracers, event) {

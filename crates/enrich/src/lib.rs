@@ -52,8 +52,8 @@ pub fn record_at(
 ) {
     let trace = enrichment.trace.get_or_insert_with(|| vigil_event::Trace {
         traced_at: clock(),
-        // The built-in chain is the IP and event tracers: room for both and one more.
-        tracers: Vec::with_capacity(3),
+        // The built-in chain is the IP and event tracers: both records are held inline.
+        tracers: vigil_event::TracerRecords::new(),
     });
     let at = trace.traced_at;
     trace.tracers.push(vigil_event::TracerRecord {

@@ -57,11 +57,21 @@ impl FieldMap {
     }
 
     /// Sets `key` to `value`; returns the value it replaces, if any.
+    ///
+    /// Inlined for its first-field case (most enriched events get exactly one field): the
+    /// caller then builds the entry in place, instead of writing it to the stack for a call that
+    /// reads it back at once (a store-forwarding stall on every event).
+    #[inline]
     pub fn insert(&mut self, key: Cow<'static, str>, value: Value) -> Option<Value> {
         if self.one.is_none() && self.more.is_empty() {
             self.one = Some((key, value));
             return None;
         }
+        self.insert_more(key, value)
+    }
+
+    /// [`insert`](FieldMap::insert) into a map that holds a value already.
+    fn insert_more(&mut self, key: Cow<'static, str>, value: Value) -> Option<Value> {
         match self.find(&key) {
             Ok(idx) => Some(std::mem::replace(&mut self.entries_mut()[idx].1, value)),
             Err(idx) => {

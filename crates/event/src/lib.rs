@@ -53,7 +53,7 @@ pub use severity::Severity;
 pub use summary::one_line;
 pub use trace::{
     Causality, Enrichment, EventFinding, ExhaustionTrigger, Fields, Found, IpFinding, Trace,
-    TracerRecord,
+    TracerRecord, TracerRecords,
 };
 
 /// Free-form structured values carried in findings, audit rows and enrichment blocks.

@@ -42,7 +42,9 @@ impl Enrichment {
     /// Records that `tracer` ran and found `found` (JSON, or a typed [`Found`]).
     pub fn record(&mut self, tracer: impl Into<Cow<'static, str>>, found: impl Into<Found>) {
         let now = Utc::now();
-        let trace = self.trace.get_or_insert_with(|| Trace { traced_at: now, tracers: Vec::new() });
+        let trace = self
+            .trace
+            .get_or_insert_with(|| Trace { traced_at: now, tracers: TracerRecords::new() });
         trace.tracers.push(TracerRecord { tracer: tracer.into(), at: now, found: found.into() });
     }
 }
@@ -53,13 +55,148 @@ pub struct Trace {
     /// When tracing began.
     pub traced_at: DateTime<Utc>,
     /// One record per tracer that ran, in order.
-    pub tracers: Vec<TracerRecord>,
+    pub tracers: TracerRecords,
 }
 
 impl Trace {
     /// Names of the tracers that ran.
     pub fn tracers_used(&self) -> impl Iterator<Item = &str> {
         self.tracers.iter().map(|it| it.tracer.as_ref())
+    }
+}
+
+/// The records of a trace, in order: a vector that holds its first two records inline.
+///
+/// The built-in chain (the IP and event tracers) records two per event, on the publish path of
+/// every event: held inline, they cost no allocation and no free. (A `Vec` of them was one
+/// allocation per event, and the allocator's slow path: a batch's 512 traces outlive its
+/// thread cache.) It reads as a slice (`len`, `iter`, indexing, `for … in &trace.tracers`),
+/// and serialises as the same JSON array.
+#[derive(Clone, Default, PartialEq)]
+pub struct TracerRecords(smallvec::SmallVec<[TracerRecord; 2]>);
+
+impl TracerRecords {
+    /// No records (allocates nothing).
+    pub fn new() -> TracerRecords {
+        TracerRecords(smallvec::SmallVec::new())
+    }
+
+    /// No records, with room for `capacity` (allocates only beyond two).
+    pub fn with_capacity(capacity: usize) -> TracerRecords {
+        TracerRecords(smallvec::SmallVec::with_capacity(capacity))
+    }
+
+    /// Appends a record.
+    pub fn push(&mut self, record: TracerRecord) {
+        self.0.push(record);
+    }
+
+    /// Removes the last record.
+    pub fn pop(&mut self) -> Option<TracerRecord> {
+        self.0.pop()
+    }
+
+    /// Removes every record.
+    pub fn clear(&mut self) {
+        self.0.clear();
+    }
+
+    /// Keeps the first `len` records.
+    pub fn truncate(&mut self, len: usize) {
+        self.0.truncate(len);
+    }
+
+    /// Keeps the records `keep` accepts.
+    pub fn retain(&mut self, keep: impl FnMut(&mut TracerRecord) -> bool) {
+        self.0.retain(keep);
+    }
+
+    /// The records as a vector.
+    pub fn into_vec(self) -> Vec<TracerRecord> {
+        self.0.into_vec()
+    }
+}
+
+impl std::ops::Deref for TracerRecords {
+    type Target = [TracerRecord];
+
+    fn deref(&self) -> &[TracerRecord] {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for TracerRecords {
+    fn deref_mut(&mut self) -> &mut [TracerRecord] {
+        &mut self.0
+    }
+}
+
+impl std::fmt::Debug for TracerRecords {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl From<Vec<TracerRecord>> for TracerRecords {
+    fn from(records: Vec<TracerRecord>) -> TracerRecords {
+        TracerRecords(smallvec::SmallVec::from_vec(records))
+    }
+}
+
+impl From<TracerRecords> for Vec<TracerRecord> {
+    fn from(records: TracerRecords) -> Vec<TracerRecord> {
+        records.into_vec()
+    }
+}
+
+impl FromIterator<TracerRecord> for TracerRecords {
+    fn from_iter<I: IntoIterator<Item = TracerRecord>>(iter: I) -> TracerRecords {
+        TracerRecords(iter.into_iter().collect())
+    }
+}
+
+impl Extend<TracerRecord> for TracerRecords {
+    fn extend<I: IntoIterator<Item = TracerRecord>>(&mut self, iter: I) {
+        self.0.extend(iter);
+    }
+}
+
+impl IntoIterator for TracerRecords {
+    type Item = TracerRecord;
+    type IntoIter = std::vec::IntoIter<TracerRecord>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.into_vec().into_iter()
+    }
+}
+
+impl<'a> IntoIterator for &'a TracerRecords {
+    type Item = &'a TracerRecord;
+    type IntoIter = std::slice::Iter<'a, TracerRecord>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+impl<'a> IntoIterator for &'a mut TracerRecords {
+    type Item = &'a mut TracerRecord;
+    type IntoIter = std::slice::IterMut<'a, TracerRecord>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter_mut()
+    }
+}
+
+impl Serialize for TracerRecords {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for TracerRecords {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<TracerRecords, D::Error> {
+        Vec::<TracerRecord>::deserialize(deserializer).map(TracerRecords::from)
     }
 }
 
@@ -238,6 +375,56 @@ pub struct ExhaustionTrigger {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn records_held_inline_or_not_write_and_read_the_json_of_a_vector() {
+        let at: DateTime<Utc> = "2026-11-23T10:00:00Z".parse().unwrap();
+        let record = |n: u8| TracerRecord {
+            tracer: if n.is_multiple_of(2) { "ip".into() } else { Cow::Owned(format!("t{n}")) },
+            at,
+            found: match n % 3 {
+                0 => Found::Ip(IpFinding { class: "public".into(), score: n, blocklisted: n > 3 }),
+                1 => Found::Event(EventFinding {
+                    service: "sshd".into(),
+                    related: "fail2ban,firewall,pam".into(),
+                    severity_score: n,
+                    causality: None,
+                }),
+                _ => Found::Json(serde_json::json!({"n": n})),
+            },
+        };
+        for len in 0..6u8 {
+            let vec: Vec<TracerRecord> = (0..len).map(record).collect();
+            let mut pushed = TracerRecords::new();
+            for it in vec.iter().cloned() {
+                pushed.push(it);
+            }
+            let trace = Trace { traced_at: at, tracers: pushed.clone() };
+            let json = serde_json::to_string(&trace).unwrap();
+            let expected = format!(
+                r#"{{"traced_at":"2026-11-23T10:00:00Z","tracers":{}}}"#,
+                serde_json::to_string(&vec).unwrap()
+            );
+            assert_eq!(json, expected, "{len} records");
+            let back: Trace = serde_json::from_str(&json).unwrap();
+            assert_eq!(back.tracers, pushed);
+            assert_eq!(format!("{pushed:?}"), format!("{vec:?}"));
+            assert_eq!(pushed.len(), vec.len());
+            assert!(pushed.iter().zip(&vec).all(|(a, b)| a == b), "same order");
+            assert_eq!(TracerRecords::from(vec.clone()), pushed);
+            assert_eq!(pushed.clone().into_vec(), vec);
+            assert_eq!(pushed.clone().into_iter().collect::<Vec<_>>(), vec);
+            assert_eq!(trace.tracers_used().count(), usize::from(len));
+        }
+        let mut records: TracerRecords = (0..5).map(record).collect();
+        records.retain(|it| it.tracer == "ip");
+        assert_eq!(records.len(), 3);
+        records.truncate(1);
+        assert_eq!(records.pop().map(|it| it.tracer), Some("ip".into()));
+        records.extend([record(1)]);
+        records.clear();
+        assert!(records.is_empty());
+    }
 
     #[test]
     fn typed_findings_write_the_same_json_as_their_objects_and_compare_by_json() {

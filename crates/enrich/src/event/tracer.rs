@@ -61,6 +61,7 @@ impl EventTracerConfig {
                 failures: BoundedMap::new(self.max_addresses.max(1)),
                 exhaustion: None,
                 aggregates: Aggregates::default(),
+                last: LastKeys::default(),
             }),
         }
     }
@@ -256,6 +257,65 @@ impl Counts {
     }
 }
 
+/// The key one aggregate dimension counted last, and the events counted under it since the count
+/// was last written to the map. Consecutive events mostly share their source, service and level:
+/// counting one is then a string comparison instead of hashing the key and probing the map. The
+/// key is always one the map holds (so a deferred count is exactly a `+= 1` on it), and every
+/// reader of the aggregates writes the deferred counts first ([`Counts::flush`]).
+#[derive(Debug, Default)]
+struct LastKey {
+    key: String,
+    held: bool,
+    pending: u64,
+}
+
+impl Counts {
+    /// [`add`](Counts::add), through `last`.
+    fn add_cached(&mut self, last: &mut LastKey, key: &str, max_keys: usize) {
+        if last.held && last.key == key {
+            last.pending += 1;
+            return;
+        }
+        self.flush(last);
+        if let Some(n) = self.counts.get_mut(key) {
+            *n += 1;
+        } else if self.counts.len() < max_keys {
+            let stored: String = key.chars().take(128).collect();
+            let whole = stored.len() == key.len();
+            self.counts.insert(stored, 1);
+            if !whole {
+                // Stored truncated: the map does not hold `key` as is.
+                return;
+            }
+        } else {
+            self.other += 1;
+            return;
+        }
+        last.key.clear();
+        last.key.push_str(key);
+        last.held = true;
+    }
+
+    /// Writes the counts `last` deferred into the map.
+    fn flush(&mut self, last: &mut LastKey) {
+        if last.pending > 0 {
+            if let Some(n) = self.counts.get_mut(last.key.as_str()) {
+                *n += last.pending;
+            }
+            last.pending = 0;
+        }
+    }
+}
+
+/// The last keys of the dimensions most events share with the event before them.
+#[derive(Debug, Default)]
+struct LastKeys {
+    source: LastKey,
+    service: LastKey,
+    level: LastKey,
+    action: LastKey,
+}
+
 /// Aggregates of the log events traced.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Aggregates {
@@ -280,6 +340,20 @@ struct State {
     failures: BoundedMap<IpAddr, Failures>,
     exhaustion: Option<Exhaustion>,
     aggregates: Aggregates,
+    /// Counts deferred from `aggregates` (see [`LastKey`]).
+    last: LastKeys,
+}
+
+impl State {
+    /// The aggregates with every deferred count written.
+    fn aggregates(&mut self) -> &Aggregates {
+        let (agg, last) = (&mut self.aggregates, &mut self.last);
+        agg.by_source.flush(&mut last.source);
+        agg.by_service.flush(&mut last.service);
+        agg.by_level.flush(&mut last.level);
+        agg.by_action.flush(&mut last.action);
+        &self.aggregates
+    }
 }
 
 /// The event tracer.
@@ -382,15 +456,15 @@ impl EventTracer {
         let now = at.timestamp();
         let mut causality = None;
         let max_keys = self.max_keys;
-        let agg = &mut state.aggregates;
+        let (agg, last) = (&mut state.aggregates, &mut state.last);
         agg.events += 1;
-        agg.by_source.add(&log.source, max_keys);
-        agg.by_service.add(service, max_keys);
+        agg.by_source.add_cached(&mut last.source, &log.source, max_keys);
+        agg.by_service.add_cached(&mut last.service, service, max_keys);
         if let Some(level) = &log.level {
-            agg.by_level.add(level, max_keys);
+            agg.by_level.add_cached(&mut last.level, level, max_keys);
         }
         if let Some(action) = action {
-            agg.by_action.add(action, max_keys);
+            agg.by_action.add_cached(&mut last.action, action, max_keys);
         }
         if let Some(user) = &log.user {
             agg.by_user.add(user, max_keys);
@@ -478,7 +552,7 @@ impl EventTracer {
 
     /// The aggregates so far.
     pub fn aggregates(&self) -> Aggregates {
-        self.state.lock().unwrap_or_else(|it| it.into_inner()).aggregates.clone()
+        self.lock().aggregates().clone()
     }
 
     /// The aggregates as JSON, the `n` largest keys per dimension.
@@ -559,5 +633,34 @@ mod tests {
         let plain = "pam_unix(cron:session): session opened for user root(uid=0) by (uid=0)";
         assert!(!may_name_a_failure(plain));
         assert!(exhaustion_of(plain).is_none() && is_connection_failure(plain).is_none());
+    }
+
+    #[test]
+    fn counting_through_the_last_key_counts_exactly_as_the_map_alone() {
+        let long = "x".repeat(130);
+        let keys = ["sshd", "sshd", "nginx", &long, &long, "sshd", "a", "b", "c", "c", "c", "b"];
+        for max_keys in [1, 2, 3, 100] {
+            let (mut plain, mut cached, mut last) =
+                (Counts::default(), Counts::default(), LastKey::default());
+            let mut state = 0x2545_f491_u32;
+            for step in 0..2_000 {
+                state ^= state << 13;
+                state ^= state >> 17;
+                state ^= state << 5;
+                // Runs of the same key, as consecutive events have.
+                let key = keys[(state as usize / 7) % keys.len()];
+                for _ in 0..(state % 4) {
+                    plain.add(key, max_keys);
+                    cached.add_cached(&mut last, key, max_keys);
+                }
+                if step % 97 == 0 {
+                    cached.flush(&mut last);
+                    assert_eq!(cached, plain, "max_keys {max_keys}, step {step}");
+                }
+            }
+            cached.flush(&mut last);
+            assert_eq!(cached, plain, "max_keys {max_keys}");
+            assert!(plain.counts.values().sum::<u64>() + plain.other > 2_000);
+        }
     }
 }

@@ -210,6 +210,10 @@ impl AddressTable {
 
     /// The record of `ip` (canonical), marked used; made with `make` if absent, after evicting
     /// one record when the table is full (`expired` records first).
+    ///
+    /// Inlined for the lookup (the address comes in registers, not through memory written just
+    /// before: a store-forwarding stall on every event); the insertion is a call.
+    #[inline]
     pub fn entry(
         &mut self,
         ip: IpAddr,
@@ -222,6 +226,19 @@ impl AddressTable {
             self.meta[at] |= REFERENCED;
             return &mut self.slots[at];
         }
+        self.insert(key, hash, tag, make, expired)
+    }
+
+    /// Inserts the record of `key`, absent (see [`entry`](AddressTable::entry)).
+    #[inline(never)]
+    fn insert(
+        &mut self,
+        key: u128,
+        hash: usize,
+        tag: u8,
+        make: impl FnOnce() -> Record,
+        expired: impl Fn(&Record) -> bool,
+    ) -> &mut Record {
         if self.len >= self.capacity {
             self.evict_one(&expired);
         }

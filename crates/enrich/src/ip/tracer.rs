@@ -351,7 +351,9 @@ impl IpTracer {
         if newly_hostile {
             entry.set_hostile();
         }
-        let snapshot = *entry;
+        // The record is read in place (no copy of it: copying 64 bytes just after the narrow
+        // writes above stalls on store forwarding), and stays borrowed while the subnet is
+        // updated (another field of the state).
         let mut sweep = false;
         if hostile_event {
             let subnet = state
@@ -368,22 +370,23 @@ impl IpTracer {
             }
             sweep = subnet.hostile_addresses >= self.config.sweep_min_addresses;
         }
-        let score = Parts::of(&snapshot, sweep).total();
+        let score = Parts::of(entry, sweep).total();
         let mut newly_blocklisted = false;
-        let class = snapshot.class();
+        let class = entry.class();
+        let blocklisted = entry.blocklisted();
         if score >= self.config.blocklist_threshold
-            && !snapshot.blocklisted()
+            && !blocklisted
             && can_block(ip, class)
             && !self.is_allowlisted(ip)
         {
             newly_blocklisted = true;
             state.blocklisted += 1;
-            state.ips.entry(ip, || snapshot, |_| false).set_blocklisted();
+            entry.set_blocklisted();
         }
         Observation {
             class,
             score,
-            blocklisted: newly_blocklisted || snapshot.blocklisted(),
+            blocklisted: newly_blocklisted || blocklisted,
             newly_blocklisted,
         }
     }
