@@ -22,7 +22,7 @@ pub struct ScanBatch {
     /// Group names (each once) and values, one after another.
     text: String,
     /// The group names met, each with its range in `text`, by the address of the scanning
-    /// thread's name (one per distinct name: a thread's scans share their names).
+    /// thread's name (a thread's scans share their names, so there are few).
     names: Vec<(usize, Range<usize>)>,
     /// Per group: its name (index in `names`), and its value's range in `text`, if any.
     groups: Vec<(usize, Option<Range<usize>>)>,
@@ -66,7 +66,12 @@ impl ScanBatch {
     /// The index of `name` in `names`.
     fn name(&mut self, name: &std::sync::Arc<str>) -> usize {
         let key = std::sync::Arc::as_ptr(name).cast::<u8>() as usize;
-        if let Some(at) = self.names.iter().position(|(it, _)| *it == key) {
+        // The address alone is not enough: a name made for one group (an `alt_` or `tuple_`
+        // target) is freed with its scan, and another name may later get its address.
+        let text = &self.text;
+        if let Some(at) =
+            self.names.iter().position(|(it, range)| *it == key && text[range.clone()] == **name)
+        {
             return at;
         }
         let range = self.put(name);
@@ -156,6 +161,40 @@ mod tests {
             ..FilterDefinition::default()
         };
         Filter::new(&def, 2026)
+    }
+
+    #[test]
+    fn names_made_for_one_scan_are_not_confused_with_later_ones() {
+        // `alt_NAME` groups whose target is not a group of the pattern may get a name made for
+        // the match, freed with its scan; whatever the addresses, every line's groups must keep
+        // their names.
+        let def = FilterDefinition {
+            failregex: vec![r"^\s*a (?P<alt_user>\S+) (?P<alt_fid>\S+) <HOST>".into()],
+            maxlines: 1,
+            ..FilterDefinition::default()
+        };
+        let clock = Clock { now: 1_790_000_000.0, zone: chrono_tz::UTC, real_year: 2026 };
+        let (mut one, mut other) = (Filter::new(&def, 2026), Filter::new(&def, 2026));
+        let matcher = other.matcher().for_thread();
+        let mut batch = ScanBatch::default();
+        let mut expected = Vec::new();
+        let mut dates = Vec::new();
+        for i in 0..50 {
+            let line = format!("Nov 23 10:00:{:02} a u{i} id{i} 192.0.2.{i}", i % 60);
+            let mut buf = String::new();
+            let date = one.prepare_line(&line, &clock, &mut buf);
+            batch.push(matcher.scan(&buf));
+            expected.push(one.apply(one.matcher().scan(&buf), date));
+            let mut buf = String::new();
+            dates.push(other.prepare_line(&line, &clock, &mut buf));
+        }
+        for (i, (want, date)) in expected.iter().zip(dates).enumerate() {
+            assert_eq!(&other.apply_batched(&batch, i, date), want, "line {i}");
+        }
+        // The failure ID names the failure (not the address, not the user).
+        for (i, r) in expected.iter().enumerate() {
+            assert_eq!(r.host.as_deref(), Some(format!("id{i}").as_str()), "{r:?}");
+        }
     }
 
     #[test]
