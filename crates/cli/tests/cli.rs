@@ -263,15 +263,7 @@ fn run_prints_log_events_for_lines_appended_to_a_followed_file() {
         ],
     );
     // Read stdout on a thread so the test can give up instead of hanging.
-    let stdout = BufReader::new(child.stdout.take().unwrap());
-    let (tx, rx) = std::sync::mpsc::sync_channel(1024);
-    std::thread::spawn(move || {
-        for line in stdout.lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let rx = common::stdout_lines(child.stdout.take().unwrap());
     let mut messages = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut appended = false;
@@ -476,15 +468,7 @@ fn run_prints_parsed_sshd_events_read_from_the_journal() {
             ("VIGIL_SOURCES__JOURNAL__SSHD__START_AT", "beginning"),
         ],
     );
-    let stdout = BufReader::new(child.stdout.take().unwrap());
-    let (tx, rx) = std::sync::mpsc::sync_channel(1024);
-    std::thread::spawn(move || {
-        for line in stdout.lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let rx = common::stdout_lines(child.stdout.take().unwrap());
     let mut seen = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(30);
     while seen.len() < 2 && Instant::now() < deadline {

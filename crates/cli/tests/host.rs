@@ -212,21 +212,6 @@ fn conns_finds_a_listener_of_this_test_with_its_pid() {
     drop(listener);
 }
 
-/// Lines of a child's stdout, read on a thread so the test can wait with a deadline.
-fn lines(stdout: std::process::ChildStdout) -> std::sync::mpsc::Receiver<String> {
-    use std::io::BufRead;
-    let (tx, rx) = std::sync::mpsc::sync_channel(1024);
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout).lines() {
-            let Ok(line) = line else { return };
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
-    rx
-}
-
 /// Waits up to `limit` for an event for which `want` holds.
 fn wait_until(
     rx: &std::sync::mpsc::Receiver<String>,
@@ -269,7 +254,7 @@ fn run_emits_start_and_exit_for_a_child_the_test_starts_and_kills() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let rx = lines(agent.stdout.take().unwrap());
+    let rx = common::stdout_lines(agent.stdout.take().unwrap());
     // The agent is up and the lifecycle source registered once its first status event says so.
     wait_for(&rx, |it| {
         it["kind"] == "agent_status"
@@ -471,7 +456,7 @@ fn run_with_the_process_connector_sees_a_process_shorter_than_a_poll() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let rx = lines(agent.stdout.take().unwrap());
+    let rx = common::stdout_lines(agent.stdout.take().unwrap());
     wait_for(&rx, |it| it["kind"] == "agent_status");
     if vigil_collect::ProcConnector::subscribe().is_err() {
         // Unprivileged (or no connector in this kernel): the source says why and polls instead

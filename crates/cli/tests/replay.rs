@@ -247,7 +247,6 @@ fn spawn_agent(dir: &Path, log: &Path) -> std::process::Child {
 
 #[test]
 fn the_agent_bans_and_report_reads_its_saved_state() {
-    use std::io::BufRead;
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("auth.log");
     let line = |time: &str, message: &str| {
@@ -262,15 +261,7 @@ fn the_agent_bans_and_report_reads_its_saved_state() {
     }
     std::fs::write(&log, lines).unwrap();
     let mut child = spawn_agent(dir.path(), &log);
-    let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-    let (tx, rx) = std::sync::mpsc::sync_channel(1024);
-    std::thread::spawn(move || {
-        for line in stdout.lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let rx = common::stdout_lines(child.stdout.take().unwrap());
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let (mut ban, mut finding, mut decided) = (None, None, None);
     while (ban.is_none() || finding.is_none() || decided.is_none())
@@ -522,7 +513,6 @@ fn permanent_bans_and_bantime_multipliers_reach_the_ban_decisions() {
 
 #[test]
 fn the_agent_bans_for_good_keeps_the_ban_across_a_restart_and_lists_it_as_permanent() {
-    use std::io::BufRead;
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("auth.log");
     let lines: String = (0..5)
@@ -545,15 +535,7 @@ fn the_agent_bans_for_good_keeps_the_ban_across_a_restart_and_lists_it_as_perman
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null());
         let mut child = cmd.spawn().unwrap();
-        let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-        let (tx, rx) = std::sync::mpsc::sync_channel(1024);
-        std::thread::spawn(move || {
-            for line in stdout.lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let rx = common::stdout_lines(child.stdout.take().unwrap());
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         let mut found = None;
         while found.is_none() && std::time::Instant::now() < deadline {

@@ -75,3 +75,18 @@ impl XorShift {
         self.0 % n
     }
 }
+
+/// The lines of a child's standard output, read on a thread so that a test can wait for them
+/// with a deadline (`recv_timeout`) instead of hanging on a silent child.
+pub fn stdout_lines(stdout: std::process::ChildStdout) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead;
+    let (tx, rx) = std::sync::mpsc::sync_channel(1024);
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
