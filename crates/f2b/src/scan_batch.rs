@@ -21,9 +21,8 @@ pub struct ScanBatch {
     epoch: u64,
     /// Group names (each once) and values, one after another.
     text: String,
-    /// The group names met, each with its range in `text`, by the address of the scanning
-    /// thread's name (a thread's scans share their names, so there are few).
-    names: Vec<(usize, Range<usize>)>,
+    /// The group names met, each once, by their range in `text` (a filter has few).
+    names: Vec<Range<usize>>,
     /// Per group: its name (index in `names`), and its value's range in `text`, if any.
     groups: Vec<(usize, Option<Range<usize>>)>,
     /// Per failregex that matched: its index and its range in `groups`.
@@ -63,19 +62,15 @@ impl ScanBatch {
         self.lines.push((scan.ignored_first, scan.ignored, hits_start..self.hits.len()));
     }
 
-    /// The index of `name` in `names`.
-    fn name(&mut self, name: &std::sync::Arc<str>) -> usize {
-        let key = std::sync::Arc::as_ptr(name).cast::<u8>() as usize;
-        // The address alone is not enough: a name made for one group (an `alt_` or `tuple_`
-        // target) is freed with its scan, and another name may later get its address.
+    /// The index of `name` in `names` (compared by text: a name made for one match, an `alt_`
+    /// or `tuple_` target, is freed with its scan, so its address may come back as another's).
+    fn name(&mut self, name: &str) -> usize {
         let text = &self.text;
-        if let Some(at) =
-            self.names.iter().position(|(it, range)| *it == key && text[range.clone()] == **name)
-        {
+        if let Some(at) = self.names.iter().position(|range| text[range.clone()] == *name) {
             return at;
         }
         let range = self.put(name);
-        self.names.push((key, range));
+        self.names.push(range);
         self.names.len() - 1
     }
 
@@ -113,7 +108,7 @@ impl ScanBatch {
 
     /// The group names held, by index.
     pub(crate) fn names(&self) -> impl Iterator<Item = &str> {
-        self.names.iter().map(|(_, range)| &self.text[range.clone()])
+        self.names.iter().map(|range| &self.text[range.clone()])
     }
 
     /// The scan of line `line` (0-based), if held.
