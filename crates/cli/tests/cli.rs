@@ -6,7 +6,7 @@ mod common;
 use common::{text, vigil};
 
 use std::{
-    io::{BufRead, BufReader, Write},
+    io::Write,
     path::Path,
     process::{Command, Output, Stdio},
     time::{Duration, Instant},
@@ -144,11 +144,17 @@ fn spawn_agent(state_home: &Path, extra_env: &[(&str, &str)]) -> std::process::C
 fn run_prints_events_and_stops_gracefully_on_sigterm() {
     let home = tempfile::tempdir().unwrap();
     let mut child = spawn_agent(home.path(), &[]);
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
-    let event: serde_json::Value = serde_json::from_str(&line).expect("a JSON line on stdout");
-    assert_eq!(event["kind"], "agent_status");
+    // The sources start together, so a host metric may be printed before the first status.
+    let lines = common::stdout_lines(child.stdout.take().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let event = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = lines.recv_timeout(left).expect("an agent_status event on stdout");
+        let event: serde_json::Value = serde_json::from_str(&line).expect("a JSON line on stdout");
+        if event["kind"] == "agent_status" {
+            break event;
+        }
+    };
     assert_eq!(event["source"], "agent");
     assert_eq!(event["schema_version"], 1);
     let components: Vec<&str> = event["payload"]["components"]
