@@ -23,6 +23,8 @@ pub(crate) struct Direct {
     anchored_start: bool,
     /// Capture slots of the pattern (two per group), read once: the group info computes it.
     slot_len: usize,
+    /// Cuts the large branches a text cannot take (see [`crate::prune`]).
+    pruner: Option<crate::prune::Pruner>,
 }
 
 impl Direct {
@@ -41,12 +43,13 @@ impl Direct {
             .utf8_empty(false)
             .nfa_size_limit(Some(64 << 20));
         let re = meta::Builder::new()
-            .configure(config)
+            .configure(config.clone())
             .syntax(regex_automata::util::syntax::Config::new().utf8(false))
             .build_from_hir(&hir)
             .ok()?;
         let slot_len = re.group_info().slot_len();
-        Some(Direct { re, anchored_start, slot_len })
+        let pruner = crate::prune::Pruner::new(&hir, &config);
+        Some(Direct { re, anchored_start, slot_len, pruner })
     }
 
     /// Whether [`Direct::captures`] pays off: the pattern can only match at the start of the
@@ -83,9 +86,10 @@ impl Direct {
     /// `Captures`.
     fn search(&self, input: &Input<'_>) -> Option<GroupSpans> {
         let slot_len = self.slot_len;
+        let re = self.pruner.as_ref().and_then(|it| it.variant(input)).unwrap_or(&self.re);
         if slot_len <= 2 * INLINE_GROUPS && input.haystack().len() < usize::from(u16::MAX) {
             let mut slots = [None; 2 * INLINE_GROUPS];
-            self.re.search_slots(input, &mut slots[..slot_len])?;
+            re.search_slots(input, &mut slots[..slot_len])?;
             let mut spans = [(u16::MAX, u16::MAX); INLINE_GROUPS];
             for (span, pair) in spans.iter_mut().zip(slots[..slot_len].chunks_exact(2)) {
                 if let (Some(s), Some(e)) = (pair[0], pair[1]) {
@@ -94,8 +98,8 @@ impl Direct {
             }
             return Some(GroupSpans::Inline { len: (slot_len / 2) as u8, spans });
         }
-        let mut caps = self.re.create_captures();
-        self.re.search_captures(input, &mut caps);
+        let mut caps = re.create_captures();
+        re.search_captures(input, &mut caps);
         caps.is_match().then_some(GroupSpans::Captures(caps))
     }
 }

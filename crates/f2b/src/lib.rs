@@ -34,6 +34,7 @@ mod failregex;
 mod filter;
 mod ini;
 mod linear;
+mod prune;
 mod pyre;
 mod reader;
 mod scan_batch;
