@@ -306,10 +306,39 @@ pub(crate) struct F2bRegex {
     alts: Vec<(std::sync::Arc<str>, String)>,
 }
 
+/// A group name as a search result holds it: shared with the regex (`Arc<str>`, what a
+/// filter's state keeps), or borrowed from the regex for as long as the result lives
+/// (`Cow<str>`: no reference count is touched, see [`crate::Matcher::scan_into`]). Names made
+/// for one match (`alt_` and `tuple_` targets) are owned either way.
+pub(crate) trait GroupName<'r>: Clone + std::ops::Deref<Target = str> {
+    /// A name the regex holds.
+    fn of_regex(name: &'r std::sync::Arc<str>) -> Self;
+    /// A name made for one match.
+    fn made(name: &str) -> Self;
+}
+
+impl<'r> GroupName<'r> for std::sync::Arc<str> {
+    fn of_regex(name: &'r std::sync::Arc<str>) -> Self {
+        std::sync::Arc::clone(name)
+    }
+    fn made(name: &str) -> Self {
+        std::sync::Arc::from(name)
+    }
+}
+
+impl<'r> GroupName<'r> for std::borrow::Cow<'r, str> {
+    fn of_regex(name: &'r std::sync::Arc<str>) -> Self {
+        std::borrow::Cow::Borrowed(name)
+    }
+    fn made(name: &str) -> Self {
+        std::borrow::Cow::Owned(name.to_owned())
+    }
+}
+
 /// The result of a search: groups by name and the split of the original lines.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Found {
-    pub(crate) groups: Vec<(std::sync::Arc<str>, Option<Value>)>,
+#[derive(Debug, Clone)]
+pub(crate) struct Found<N = std::sync::Arc<str>> {
+    pub(crate) groups: Vec<(N, Option<Value>)>,
     pub(crate) unmatched: Vec<TupleLine>,
 }
 
@@ -409,38 +438,48 @@ impl F2bRegex {
 
     /// `Regex.search(buf, orgLines)` followed by `getGroups` and `getUnmatchedTupleLines`.
     /// [`F2bRegex::search`] of one line whose match by the regex's linear-time superset is known.
-    pub(crate) fn search_prechecked(&self, buf: &str) -> Option<Found> {
+    pub(crate) fn search_prechecked<'r, N: GroupName<'r>>(&'r self, buf: &str) -> Option<Found<N>> {
         let spans = self.rx.search_prechecked(buf)?;
-        Some(self.found(buf, &[], &spans))
+        Some(self.found_except(buf, &[], &spans, None))
     }
 
     pub(crate) fn search(&self, buf: &str, org: &[TupleLine]) -> Option<Found> {
-        let spans = self.rx.search(buf)?;
-        Some(self.found(buf, org, &spans))
+        self.search_as(buf, org)
     }
 
+    /// [`F2bRegex::search`] with names of type `N`.
+    pub(crate) fn search_as<'r, N: GroupName<'r>>(
+        &'r self,
+        buf: &str,
+        org: &[TupleLine],
+    ) -> Option<Found<N>> {
+        let spans = self.rx.search(buf)?;
+        Some(self.found_except(buf, org, &spans, None))
+    }
+
+    #[cfg(test)]
     pub(crate) fn found(&self, buf: &str, org: &[TupleLine], spans: &Spans) -> Found {
         self.found_except(buf, org, spans, None)
     }
 
-    /// [`F2bRegex::found`] without the group `skip` (its text is not copied).
-    pub(crate) fn found_except(
-        &self,
+    /// [`F2bRegex::found`] without the group `skip` (its text is not copied), with names of
+    /// type `N`.
+    pub(crate) fn found_except<'r, N: GroupName<'r>>(
+        &'r self,
         buf: &str,
         org: &[TupleLine],
         spans: &Spans,
         skip: Option<&str>,
-    ) -> Found {
-        let mut groups: Vec<(std::sync::Arc<str>, Option<Value>)> =
-            Vec::with_capacity(self.unique.len() + 2);
+    ) -> Found<N> {
+        let mut groups: Vec<(N, Option<Value>)> = Vec::with_capacity(self.unique.len() + 2);
         for (n, idxs) in self.unique.iter().filter(|(n, _)| skip != Some(&**n)) {
             // A name set in several branches: the branch that matched gives the value.
             let v = idxs.iter().find_map(|i| spans.get(*i)).map(|(s, e)| Value::from(&buf[s..e]));
-            groups.push((std::sync::Arc::clone(n), v));
+            groups.push((N::of_regex(n), v));
         }
         // `alt_NAME[_N]` groups fill `NAME` when it is empty (`_getGroupsWithAlt`).
         for (k, n) in self.alts.iter().filter(|(k, _)| skip != Some(&**k)) {
-            let v = groups.iter().find(|(g, _)| g == k).and_then(|(_, v)| v.clone());
+            let v = groups.iter().find(|(g, _)| **g == **k).and_then(|(_, v)| v.clone());
             let target_empty = groups
                 .iter()
                 .find(|(g, _)| **g == *n.as_str())
@@ -450,21 +489,19 @@ impl F2bRegex {
             {
                 match groups.iter_mut().find(|(g, _)| **g == *n.as_str()) {
                     Some(slot) => slot.1 = Some(v),
-                    None => groups.push((std::sync::Arc::from(n.as_str()), Some(v))),
+                    None => groups.push((N::made(n.as_str()), Some(v))),
                 }
             }
         }
         // `tuple_NAME[_N]` groups combine with `NAME` into a tuple, `(NAME, tuple_NAME, …)` in
         // the order of the sorted group names (`_getGroupsWithAlt`); the value is its `str`.
-        let mut tuples: Vec<(std::sync::Arc<str>, String)> = groups
-            .iter()
-            .filter_map(|(k, _)| tuple_target(k).map(|n| (std::sync::Arc::clone(k), n)))
-            .collect();
+        let mut tuples: Vec<(N, String)> =
+            groups.iter().filter_map(|(k, _)| tuple_target(k).map(|n| (k.clone(), n))).collect();
         if !tuples.is_empty() {
-            tuples.sort();
+            tuples.sort_by(|a, b| (&*a.0, &a.1).cmp(&(&*b.0, &b.1)));
             let mut built: Vec<(String, Vec<Option<Value>>)> = Vec::new();
             for (k, n) in tuples {
-                let v = groups.iter().find(|(g, _)| *g == k).and_then(|(_, v)| v.clone());
+                let v = groups.iter().find(|(g, _)| **g == *k).and_then(|(_, v)| v.clone());
                 match built.iter_mut().find(|(b, _)| *b == n) {
                     Some((_, parts)) => parts.push(v),
                     None => {
@@ -480,7 +517,7 @@ impl F2bRegex {
                 let v = Some(Value::from(py_tuple_repr(&parts)));
                 match groups.iter_mut().find(|(g, _)| **g == *n.as_str()) {
                     Some(slot) => slot.1 = v,
-                    None => groups.push((std::sync::Arc::from(n.as_str()), v)),
+                    None => groups.push((N::made(n.as_str()), v)),
                 }
             }
         }

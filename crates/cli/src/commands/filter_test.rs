@@ -188,7 +188,11 @@ fn scan_chunk(
         }
         buf.clear();
         let g = guess(spec, &line, buf);
-        chunk.scans.push(if g.is_some() { matcher.scan(buf) } else { Default::default() });
+        if g.is_some() {
+            matcher.scan_into(buf, &mut chunk.scans);
+        } else {
+            chunk.scans.push_unscanned();
+        }
         chunk.guesses.push(g);
         chunk.lines.push((start, stop));
         start = next;
