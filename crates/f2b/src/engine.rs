@@ -11,12 +11,16 @@
 //!   only where its leading part does, so a set of leading parts tells which failregexes can
 //!   match while its automaton stops after a few bytes instead of reading the whole line.
 
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+
 use regex_automata::{Input, MatchKind, PatternSet, meta, util::captures::Captures};
+
+use crate::shape_memo::ShapeMemo;
 use regex_syntax::hir::{Hir, HirKind};
 
 /// A pattern's capture search without the lazy-DFA pass (ASCII, byte-oriented: the same
 /// syntax as the `(?-u)` variant of a translated pattern).
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct Direct {
     re: meta::Regex,
     /// The pattern can only match at the start of the text (`^…`).
@@ -25,6 +29,31 @@ pub(crate) struct Direct {
     slot_len: usize,
     /// Cuts the large branches a text cannot take (see [`crate::prune`]).
     pruner: Option<crate::prune::Pruner>,
+    /// The pattern, for the memo's automaton.
+    hir: Arc<Hir>,
+    /// Recent searches over known spans by the shape of their text
+    /// ([`crate::shape_memo`]), made on first use (`None` inside: the pattern cannot have one).
+    memo: OnceLock<Option<Mutex<ShapeMemo>>>,
+}
+
+impl Clone for Direct {
+    fn clone(&self) -> Direct {
+        let memo = OnceLock::new();
+        if let Some(kept) = self.memo.get() {
+            let kept = kept
+                .as_ref()
+                .map(|it| Mutex::new(it.lock().unwrap_or_else(PoisonError::into_inner).clone()));
+            let _ = memo.set(kept);
+        }
+        Direct {
+            re: self.re.clone(),
+            anchored_start: self.anchored_start,
+            slot_len: self.slot_len,
+            pruner: self.pruner.clone(),
+            hir: Arc::clone(&self.hir),
+            memo,
+        }
+    }
 }
 
 impl Direct {
@@ -49,7 +78,14 @@ impl Direct {
             .ok()?;
         let slot_len = re.group_info().slot_len();
         let pruner = crate::prune::Pruner::new(&hir, &config);
-        Some(Direct { re, anchored_start, slot_len, pruner })
+        Some(Direct {
+            re,
+            anchored_start,
+            slot_len,
+            pruner,
+            hir: Arc::new(hir),
+            memo: OnceLock::new(),
+        })
     }
 
     /// Whether [`Direct::captures`] pays off: the pattern can only match at the start of the
@@ -67,8 +103,38 @@ impl Direct {
             // Not a match of this text: search it all.
             return self.captures(hay, 0, hay.len());
         }
+        let memo = self.memo.get_or_init(|| self.new_memo()).as_ref();
+        fn lock(memo: &Mutex<ShapeMemo>) -> std::sync::MutexGuard<'_, ShapeMemo> {
+            memo.lock().unwrap_or_else(PoisonError::into_inner)
+        }
+        if let Some(groups) = memo.and_then(|it| lock(it).get(hay, found)) {
+            return Some(groups);
+        }
         let input = Input::new(hay).range(found.0..found.1).anchored(regex_automata::Anchored::Yes);
-        self.search(&input)
+        let groups = self.search(&input)?;
+        if let Some(memo) = memo {
+            lock(memo).put(hay, found, &groups);
+        }
+        Some(groups)
+    }
+
+    /// Searches [`Direct::captures_found`] answered from its memo.
+    #[cfg(test)]
+    pub(crate) fn memo_hits(&self) -> u64 {
+        let memo = self.memo.get().and_then(Option::as_ref);
+        memo.map_or(0, |it| it.lock().unwrap_or_else(PoisonError::into_inner).hits())
+    }
+
+    /// The memo for [`Direct::captures_found`]: the byte classes come from the pattern's
+    /// automaton, compiled as the capture engines compile it.
+    fn new_memo(&self) -> Option<Mutex<ShapeMemo>> {
+        let nfa = regex_automata::nfa::thompson::Compiler::new()
+            .syntax(regex_automata::util::syntax::Config::new().utf8(false))
+            .configure(regex_automata::nfa::thompson::Config::new().nfa_size_limit(Some(64 << 20)))
+            .build_from_hir(&self.hir)
+            .ok()?;
+        let unicode_word = nfa.look_set_any().contains_word_unicode();
+        ShapeMemo::new(*nfa.byte_classes(), unicode_word).map(Mutex::new)
     }
 
     /// The groups of the leftmost-first match in `hay[..end]` starting the search at `start`.

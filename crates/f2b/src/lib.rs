@@ -38,6 +38,7 @@ mod prune;
 mod pyre;
 mod reader;
 mod scan_batch;
+mod shape_memo;
 mod speculate;
 
 use std::path::PathBuf;
