@@ -103,29 +103,42 @@ impl Direct {
             // Not a match of this text: search it all.
             return self.captures(hay, 0, hay.len());
         }
-        let memo = self.memo.get_or_init(|| self.new_memo()).as_ref();
+        let input = Input::new(hay).range(found.0..found.1).anchored(regex_automata::Anchored::Yes);
+        self.remembered(&input)
+    }
+
+    /// [`Direct::search`] through the memo of recent results by the shape of their text.
+    fn remembered(&self, input: &Input<'_>) -> Option<GroupSpans> {
         fn lock(memo: &Mutex<ShapeMemo>) -> std::sync::MutexGuard<'_, ShapeMemo> {
             memo.lock().unwrap_or_else(PoisonError::into_inner)
         }
-        if let Some(groups) = memo.and_then(|it| lock(it).get(hay, found)) {
+        let memo = self.memo.get_or_init(|| self.new_memo()).as_ref();
+        let key = (input.start(), input.end(), input.get_anchored().is_anchored());
+        if let Some(groups) = memo.and_then(|it| lock(it).get(input.haystack(), key)) {
             return Some(groups);
         }
-        let input = Input::new(hay).range(found.0..found.1).anchored(regex_automata::Anchored::Yes);
-        let groups = self.search(&input)?;
+        let groups = self.search(input)?;
         if let Some(memo) = memo {
-            lock(memo).put(hay, found, &groups);
+            lock(memo).put(key, &groups);
         }
         Some(groups)
     }
 
-    /// Searches [`Direct::captures_found`] answered from its memo.
+    /// Searches answered from the memo so far.
     #[cfg(test)]
     pub(crate) fn memo_hits(&self) -> u64 {
         let memo = self.memo.get().and_then(Option::as_ref);
         memo.map_or(0, |it| it.lock().unwrap_or_else(PoisonError::into_inner).hits())
     }
 
-    /// The memo for [`Direct::captures_found`]: the byte classes come from the pattern's
+    /// Searches left before the memo looks up again.
+    #[cfg(test)]
+    pub(crate) fn memo_resting(&self) -> u32 {
+        let memo = self.memo.get().and_then(Option::as_ref);
+        memo.map_or(0, |it| it.lock().unwrap_or_else(PoisonError::into_inner).resting())
+    }
+
+    /// The memo for [`Direct::remembered`]: the byte classes come from the pattern's
     /// automaton, compiled as the capture engines compile it.
     fn new_memo(&self) -> Option<Mutex<ShapeMemo>> {
         let nfa = regex_automata::nfa::thompson::Compiler::new()
@@ -143,7 +156,7 @@ impl Direct {
         if start > hay.len() {
             return None;
         }
-        self.search(&Input::new(hay).range(start..))
+        self.remembered(&Input::new(hay).range(start..))
     }
 
     /// Runs the capture engine: into slots on the stack when the pattern has at most

@@ -22,48 +22,78 @@ use regex_automata::util::alphabet::ByteClasses;
 
 use crate::engine::GroupSpans;
 
-/// Longest window (span plus one byte either side) kept: prefixes and timestamps are short;
-/// longer texts rarely repeat their shape and would only cost comparisons.
-const MAX_WINDOW: usize = 96;
+/// Longest window (span plus one byte either side) kept: a line's prefix, its timestamp, or a
+/// short message; longer texts rarely repeat their shape and would only cost comparisons.
+const MAX_WINDOW: usize = 128;
 
 /// Results kept per pattern (and per scanning thread): enough for the processes whose lines
-/// interleave in a busy log.
-const ENTRIES: usize = 8;
+/// interleave in a busy log, and for the shapes of a failregex's common lines.
+const ENTRIES: usize = 32;
 
-/// One kept result: where the span was, the class of each byte of its window, and the groups.
+/// Searches per period over which the memo measures how often it answers.
+const PERIOD: u32 = 4096;
+
+/// Periods the memo stands aside after one in which it answered less than one search in
+/// eight: looking up costs more than it saves then (a failregex whose lines vary in length).
+const REST_PERIODS: u32 = 8;
+
+/// One kept result: the search, the class of each byte of its window (and a hash of them, to
+/// compare first), and the groups.
 #[derive(Debug, Clone)]
 struct Entry {
-    span: (usize, usize),
+    key: Key,
+    hash: u64,
     len: u8,
     shape: [u8; MAX_WINDOW],
     groups: GroupSpans,
 }
 
-/// The last [`ENTRIES`] results of one pattern's capture searches over known spans (see the
-/// module documentation).
+/// The last [`ENTRIES`] results of one pattern's capture searches (see the module
+/// documentation).
 #[derive(Debug, Clone)]
 pub(crate) struct ShapeMemo {
     classes: ByteClasses,
     entries: Vec<Entry>,
     /// The entry the next new result replaces once all are used.
     next: usize,
+    /// The shape of the last search looked up and not found, for [`ShapeMemo::put`].
+    missed: Option<(Key, u64, usize, [u8; MAX_WINDOW])>,
+    /// Searches and answers in the current period.
+    period: (u32, u32),
+    /// Searches left before the memo looks up again (see [`REST_PERIODS`]).
+    resting: u32,
     /// Searches answered from the memo.
     hits: u64,
 }
 
-/// The class sequence of a search's window: its length and bytes, `None` when too long.
-type Shape = (usize, [u8; MAX_WINDOW]);
+/// What a search was asked: the span searched and whether the match had to start at its
+/// start.
+pub(crate) type Key = (usize, usize, bool);
 
 impl ShapeMemo {
     /// A memo for a pattern whose automaton has `classes`; `None` if it has a Unicode word
     /// boundary.
     pub(crate) fn new(classes: ByteClasses, unicode_word: bool) -> Option<ShapeMemo> {
-        (!unicode_word).then(|| ShapeMemo { classes, entries: Vec::new(), next: 0, hits: 0 })
+        (!unicode_word).then(|| ShapeMemo {
+            classes,
+            entries: Vec::new(),
+            next: 0,
+            missed: None,
+            period: (0, 0),
+            resting: 0,
+            hits: 0,
+        })
     }
 
-    /// The class sequence of `hay[span.0 - 1..span.1 + 1]` (clipped to the text).
-    fn shape(&self, hay: &[u8], span: (usize, usize)) -> Option<Shape> {
-        let window = hay.get(span.0.saturating_sub(1)..(span.1 + 1).min(hay.len()))?;
+    /// The groups an earlier search like `key` found in a text of the same shape.
+    pub(crate) fn get(&mut self, hay: &[u8], key: Key) -> Option<GroupSpans> {
+        self.missed = None;
+        if self.resting > 0 {
+            self.resting -= 1;
+            return None;
+        }
+        let (start, end, _) = key;
+        let window = hay.get(start.saturating_sub(1)..(end + 1).min(hay.len()))?;
         if window.len() > MAX_WINDOW {
             return None;
         }
@@ -71,21 +101,34 @@ impl ShapeMemo {
         for (class, &byte) in shape.iter_mut().zip(window) {
             *class = self.classes.get(byte);
         }
-        Some((window.len(), shape))
-    }
-
-    /// The groups of an earlier search over `span` of a text of the same shape.
-    pub(crate) fn get(&mut self, hay: &[u8], span: (usize, usize)) -> Option<GroupSpans> {
-        let (len, shape) = self.shape(hay, span)?;
+        let len = window.len();
+        // Eight classes at a time (the bytes past `len` are zero).
+        let hash = shape[..len.next_multiple_of(8)].chunks_exact(8).fold(len as u64, |hash, it| {
+            let word = u64::from_le_bytes(it.try_into().unwrap_or_default());
+            (hash ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95).rotate_left(29)
+        });
         let found = self
             .entries
             .iter()
             .find(|it| {
-                it.span == span && usize::from(it.len) == len && it.shape[..len] == shape[..len]
+                it.hash == hash
+                    && it.key == key
+                    && usize::from(it.len) == len
+                    && it.shape[..len] == shape[..len]
             })
             .map(|it| it.groups.clone());
+        self.period.0 += 1;
         if found.is_some() {
             self.hits += 1;
+            self.period.1 += 1;
+        } else {
+            self.missed = Some((key, hash, len, shape));
+        }
+        if self.period.0 == PERIOD {
+            if self.period.1 < PERIOD / 8 {
+                self.resting = PERIOD * REST_PERIODS;
+            }
+            self.period = (0, 0);
         }
         found
     }
@@ -96,13 +139,20 @@ impl ShapeMemo {
         self.hits
     }
 
-    /// Keeps the groups a search over `span` of `hay` found.
-    pub(crate) fn put(&mut self, hay: &[u8], span: (usize, usize), groups: &GroupSpans) {
-        if !matches!(groups, GroupSpans::Inline { .. }) {
+    /// Searches left before the memo looks up again.
+    #[cfg(test)]
+    pub(crate) fn resting(&self) -> u32 {
+        self.resting
+    }
+
+    /// Keeps the groups found by the search last looked up (with [`ShapeMemo::get`]) and not
+    /// found.
+    pub(crate) fn put(&mut self, key: Key, groups: &GroupSpans) {
+        let Some((missed, hash, len, shape)) = self.missed.take() else { return };
+        if missed != key || !matches!(groups, GroupSpans::Inline { .. }) {
             return;
         }
-        let Some((len, shape)) = self.shape(hay, span) else { return };
-        let entry = Entry { span, len: len as u8, shape, groups: groups.clone() };
+        let entry = Entry { key, hash, len: len as u8, shape, groups: groups.clone() };
         if self.entries.len() < ENTRIES {
             self.entries.push(entry);
         } else {
@@ -184,11 +234,14 @@ mod tests {
                 let caps = re.captures(text.as_bytes()).unwrap();
                 let before = direct.memo_hits();
                 let got = direct.captures_found(text.as_bytes(), (m.start(), m.end())).unwrap();
+                // The search from the start (not anchored at the match) has its own entries.
+                let from_start = direct.captures(text.as_bytes(), 0, text.len()).unwrap();
                 hits += direct.memo_hits() - before;
                 searched += 1;
                 for i in 0..caps.len() {
                     let want = caps.get(i).map(|it| (it.start(), it.end()));
                     assert_eq!(got.get_group(i), want, "{pattern} on {text:?}, group {i}");
+                    assert_eq!(from_start.get_group(i), want, "{pattern} on {text:?}, group {i}");
                 }
             }
             assert!(
@@ -196,5 +249,31 @@ mod tests {
                 "{pattern}: {hits} memo hits of {searched} searches"
             );
         }
+    }
+
+    #[test]
+    fn a_memo_that_rarely_answers_stands_aside_and_comes_back() {
+        let direct = Direct::ascii(r"^(?P<n>\d+)x").unwrap();
+        // Every text a new shape (digits, then other bytes), so no answer.
+        for n in 0..super::PERIOD as usize {
+            let text = format!("{}x{}", "7".repeat(n % 64 + 1), "b".repeat(n / 64));
+            assert!(direct.captures(text.as_bytes(), 0, text.len()).is_some());
+        }
+        let resting = direct.memo_resting();
+        assert!(resting > 0, "the memo still looks up after {} misses", super::PERIOD);
+        // Resting, it neither answers nor keeps, and the searches stay right.
+        for _ in 0..100 {
+            let caps = direct.captures(b"123x", 0, 4).unwrap();
+            assert_eq!(caps.get_group(1), Some((0, 3)));
+        }
+        assert_eq!(direct.memo_resting(), resting - 100);
+        let hits = direct.memo_hits();
+        for _ in 0..resting - 100 {
+            direct.captures(b"123x", 0, 4).unwrap();
+        }
+        // Back at work: the same text twice is one answer.
+        direct.captures(b"123x", 0, 4).unwrap();
+        direct.captures(b"456x", 0, 4).unwrap();
+        assert_eq!(direct.memo_hits(), hits + 1);
     }
 }
